@@ -1,0 +1,295 @@
+"""PostgreSQL and Redis for local runs and tests: the configured servers first, else project-local ones.
+
+The configured URLs (``DATABASE_URL``, ``REDIS_URL``; defaults on 127.0.0.1) are tried first. When
+a server cannot be reached, a project-local one is started under ``.local/`` (ignored by git) on a
+port of its own, and stopped again by whoever started it. Nothing outside ``.local/`` is touched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import logging
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+log = logging.getLogger(__name__)
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+LOCAL_DIR = PROJECT_ROOT / ".local"
+LOCAL_PG_PORT = 55432
+LOCAL_REDIS_PORT = 56379
+DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/analytics"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+class ServiceError(RuntimeError):
+    """A service could neither be reached nor started."""
+
+
+@dataclass
+class ServiceHandle:
+    """A reachable service and whether this process started it (and so must stop it)."""
+
+    name: str
+    url: str
+    started_here: bool
+    stop_command: list[str] | None = None
+
+    def stop(self) -> None:
+        if self.started_here and self.stop_command:
+            log.info("stopping project-local %s", self.name)
+            subprocess.run(self.stop_command, check=False, capture_output=True, timeout=60)
+            self.started_here = False
+
+
+def _port_open(host: str, port: int, timeout: float = 1.0) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _replace_db(url: str, database: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{database}"))
+
+
+# ---------------------------------------------------------------- PostgreSQL
+
+
+def postgres_reachable(url: str) -> bool:
+    """True when the server of ``url`` accepts a connection (to its maintenance database)."""
+    import psycopg
+
+    try:
+        with psycopg.connect(_replace_db(url, "postgres"), connect_timeout=3):
+            return True
+    except psycopg.Error:
+        return False
+
+
+def ensure_database(url: str) -> None:
+    """Create the database named in ``url`` when it does not exist yet."""
+    import psycopg
+    from psycopg import sql
+
+    name = urlsplit(url).path.lstrip("/") or "postgres"
+    with psycopg.connect(_replace_db(url, "postgres"), autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
+        if not exists:
+            with contextlib.suppress(psycopg.errors.DuplicateDatabase):  # created concurrently
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
+
+def _postgres_bindir() -> Path:
+    """Directory of initdb/pg_ctl: PATH, Debian's versioned dirs, else the pgserver wheel."""
+    initdb = shutil.which("initdb")
+    if initdb:
+        return Path(initdb).parent
+    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(p.split("/")[4]))
+    if candidates:
+        return Path(candidates[-1]).parent
+    try:
+        import pgserver  # optional: ships PostgreSQL binaries in a wheel
+
+        return Path(pgserver.__file__).parent / "pginstall" / "bin"
+    except ImportError:
+        pass
+    raise ServiceError(
+        "PostgreSQL is not reachable and no PostgreSQL binaries were found to start a local one: "
+        "install PostgreSQL (apt-get install postgresql) or `pip install pgserver`, "
+        "or set DATABASE_URL to a reachable server"
+    )
+
+
+def _as_postgres_user() -> list[str]:
+    """PostgreSQL refuses to run as root: run its tools as the ``postgres`` user then."""
+    if os.geteuid() != 0:
+        return []
+    try:
+        pwd.getpwnam("postgres")
+    except KeyError:
+        raise ServiceError("running as root needs a 'postgres' system user to start PostgreSQL") from None
+    return ["runuser", "-u", "postgres", "--"]
+
+
+def start_local_postgres() -> ServiceHandle:
+    """Start (initialising on first use) the project-local cluster under ``.local/postgres``."""
+    url = f"postgresql://postgres@127.0.0.1:{LOCAL_PG_PORT}/postgres"
+    if postgres_reachable(url):
+        return ServiceHandle("postgres", url, started_here=False)
+    bindir = _postgres_bindir()
+    base = LOCAL_DIR / "postgres"
+    data = base / "data"
+    base.mkdir(parents=True, exist_ok=True)
+    prefix = _as_postgres_user()
+    if prefix:
+        shutil.chown(base, user="postgres")
+    if not (data / "PG_VERSION").exists():
+        log.info("initialising project-local PostgreSQL in %s", data)
+        subprocess.run(
+            [
+                *prefix,
+                str(bindir / "initdb"),
+                "-D",
+                str(data),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--no-locale",
+            ],
+            check=True,
+            capture_output=True,
+        )
+    options = f"-p {LOCAL_PG_PORT} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off"
+    subprocess.run(
+        [
+            *prefix,
+            str(bindir / "pg_ctl"),
+            "-D",
+            str(data),
+            "-o",
+            options,
+            "-l",
+            str(base / "server.log"),
+            "-w",
+            "-t",
+            "60",
+            "start",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    log.info("started project-local PostgreSQL on 127.0.0.1:%s", LOCAL_PG_PORT)
+    stop = [*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"]
+    return ServiceHandle("postgres", url, started_here=True, stop_command=stop)
+
+
+def ensure_postgres(configured_url: str | None = None) -> ServiceHandle:
+    """A reachable PostgreSQL: the configured server, else the project-local one."""
+    url = configured_url or os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL
+    if postgres_reachable(url):
+        return ServiceHandle("postgres", url, started_here=False)
+    log.warning("PostgreSQL at %s is not reachable; using a project-local cluster", _redact(url))
+    handle = start_local_postgres()
+    database = urlsplit(url).path.lstrip("/") or "analytics"
+    handle.url = _replace_db(handle.url, database)
+    return handle
+
+
+# ---------------------------------------------------------------- Redis
+
+
+def redis_reachable(url: str) -> bool:
+    import redis
+
+    try:
+        return bool(redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2).ping())
+    except redis.RedisError:
+        return False
+
+
+def start_local_redis() -> ServiceHandle:
+    """Start the project-local Redis under ``.local/redis`` (nothing persisted)."""
+    url = f"redis://127.0.0.1:{LOCAL_REDIS_PORT}/0"
+    if redis_reachable(url):
+        return ServiceHandle("redis", url, started_here=False)
+    server = shutil.which("redis-server")
+    if not server:
+        raise ServiceError(
+            "Redis is not reachable and redis-server is not installed: install it "
+            "(apt-get install redis-server) or set REDIS_URL to a reachable server"
+        )
+    base = LOCAL_DIR / "redis"
+    base.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        [
+            server,
+            "--port",
+            str(LOCAL_REDIS_PORT),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--daemonize",
+            "yes",
+            "--dir",
+            str(base),
+            "--pidfile",
+            str(base / "redis.pid"),
+            "--logfile",
+            str(base / "redis.log"),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    deadline = time.monotonic() + 20
+    while not redis_reachable(url):
+        if time.monotonic() > deadline:
+            raise ServiceError(f"project-local Redis did not start; see {base / 'redis.log'}")
+        time.sleep(0.1)
+    log.info("started project-local Redis on 127.0.0.1:%s", LOCAL_REDIS_PORT)
+    cli = shutil.which("redis-cli")
+    stop = (
+        [cli, "-p", str(LOCAL_REDIS_PORT), "shutdown", "nosave"]
+        if cli
+        else ["sh", "-c", f"kill $(cat {base / 'redis.pid'})"]
+    )
+    return ServiceHandle("redis", url, started_here=True, stop_command=stop)
+
+
+def ensure_redis(configured_url: str | None = None) -> ServiceHandle:
+    """A reachable Redis: the configured server, else the project-local one."""
+    url = configured_url or os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL
+    if redis_reachable(url):
+        return ServiceHandle("redis", url, started_here=False)
+    log.warning("Redis at %s is not reachable; using a project-local server", _redact(url))
+    handle = start_local_redis()
+    db = urlsplit(url).path.lstrip("/") or "0"
+    handle.url = f"redis://127.0.0.1:{LOCAL_REDIS_PORT}/{db}"
+    return handle
+
+
+def _redact(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return urlunsplit(parts._replace(netloc=netloc))
+    return url
+
+
+def stop_local_services() -> list[str]:
+    """Stop the project-local PostgreSQL and Redis when they run; return what was stopped."""
+    stopped = []
+    data = LOCAL_DIR / "postgres" / "data"
+    if (data / "postmaster.pid").exists():
+        bindir = _postgres_bindir()
+        subprocess.run(
+            [*_as_postgres_user(), str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"],
+            check=False,
+            capture_output=True,
+        )
+        stopped.append("postgres")
+    if redis_reachable(f"redis://127.0.0.1:{LOCAL_REDIS_PORT}/0"):
+        handle = ServiceHandle(
+            "redis",
+            "",
+            True,
+            [shutil.which("redis-cli") or "redis-cli", "-p", str(LOCAL_REDIS_PORT), "shutdown", "nosave"],
+        )
+        handle.stop()
+        stopped.append("redis")
+    return stopped

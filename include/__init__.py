@@ -1,0 +1,1 @@
+"""Shared Python of the analytics platform: category defaults, settings, schema migrations."""

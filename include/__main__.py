@@ -1,0 +1,84 @@
+"""Operator commands of the platform, no Python needed: ``python -m include <command>``.
+
+python -m include migrate                    apply the platform schema migrations (DATABASE_URL)
+python -m include breakers status [--json]   every circuit breaker and target (REDIS_URL)
+python -m include breakers reset NAME [--target TARGET]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    import psycopg
+
+    from include.migrations import apply_migrations
+    from include.settings import database_url
+
+    with psycopg.connect(database_url()) as conn:
+        applied = apply_migrations(conn)
+    print(f"applied migrations: {applied}" if applied else "schema is up to date")
+    return 0
+
+
+def _breakers(args: argparse.Namespace) -> int:
+    from hooks.circuit_breaker import DEFAULT_BREAKERS, all_statuses, breaker_config, reset_breakers
+
+    if args.action == "reset":
+        targets = reset_breakers(args.name, args.target)
+        if not targets:
+            print(f"no targets known for breaker {args.name!r}", file=sys.stderr)
+            return 1
+        for target in targets:
+            print(f"reset {args.name}/{target} -> closed")
+        return 0
+    statuses = all_statuses()
+    if args.json:
+        print(json.dumps([s.as_dict() for s in statuses], indent=2))
+        return 0
+    print("configured breakers:")
+    for name in sorted(DEFAULT_BREAKERS):
+        config = breaker_config(name)
+        print(
+            f"  {name:13} trips after {config.failure_threshold} failures, "
+            f"half-opens after {config.recovery_timeout:g}s, {config.half_open_max_calls} trial call(s)"
+        )
+    print()
+    header = f"{'BREAKER':13} {'TARGET':28} {'STATE':10} {'FAILURES':>8}  {'OPENED AT':25} {'RETRY AFTER':>11}"
+    print(header)
+    for s in statuses:
+        opened = s.opened_at.isoformat(timespec="seconds") if s.opened_at else "-"
+        retry = f"{s.retry_after:.0f}s" if s.retry_after is not None else "-"
+        print(f"{s.breaker:13} {s.target:28} {s.state:10} {s.failures:>8}  {opened:25} {retry:>11}")
+    if not statuses:
+        print("(no breaker has been used yet)")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m include", description="Analytics platform commands")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("migrate", help="apply the platform schema migrations").set_defaults(func=_migrate)
+    breakers = sub.add_parser("breakers", help="see or reset circuit breakers")
+    actions = breakers.add_subparsers(dest="action", required=True)
+    status = actions.add_parser("status", help="state of every breaker and target")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    reset = actions.add_parser("reset", help="force a breaker closed")
+    reset.add_argument("name", help="breaker name, e.g. database")
+    reset.add_argument("--target", help="only this target (default: every target of the breaker)")
+    breakers.set_defaults(func=_breakers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

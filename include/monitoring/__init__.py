@@ -1,0 +1,1 @@
+"""Health checks, system metrics and task statistics of the platform."""

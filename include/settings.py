@@ -1,0 +1,28 @@
+"""Run-time settings from the environment (the old worker's names where they still apply).
+
+Read these inside tasks and commands, never at DAG parse time.
+"""
+
+from __future__ import annotations
+
+import os
+
+#: Airflow connection ids used by the platform.
+WAREHOUSE_CONN_ID = "warehouse"
+SMTP_CONN_ID = "smtp_default"
+SLACK_CONN_ID = "slack_alerts"
+WEBHOOK_CONN_ID = "alert_webhook"
+ANALYTICS_API_CONN_ID = "analytics_api"
+
+DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/analytics"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+def database_url() -> str:
+    """The warehouse DSN for commands run outside Airflow tasks (``DATABASE_URL``)."""
+    return os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL
+
+
+def redis_url() -> str:
+    """Redis holding the circuit-breaker state (``REDIS_URL``)."""
+    return os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL

@@ -1,0 +1,67 @@
+"""Session-wide real services and an isolated Airflow home (see tests/support/environment.py)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.support import environment
+
+_ENV: environment.TestEnvironment | None = None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    global _ENV
+    if getattr(config, "workerinput", None) is None and _ENV is None:
+        _ENV = environment.set_up()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    global _ENV
+    if _ENV is not None:
+        environment.tear_down(_ENV)
+        _ENV = None
+
+
+@pytest.fixture(scope="session")
+def test_env() -> environment.TestEnvironment:
+    assert _ENV is not None
+    return _ENV
+
+
+@pytest.fixture(scope="session")
+def database_url(test_env: environment.TestEnvironment) -> str:
+    return test_env.database_url
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator:
+    """An autocommit psycopg connection to the session's warehouse database."""
+    import psycopg
+
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        yield conn
+
+
+@pytest.fixture
+def redis_client(test_env: environment.TestEnvironment) -> Iterator:
+    """The session's Redis database, flushed before the test."""
+    import redis
+
+    client = redis.Redis.from_url(test_env.redis_url, decode_responses=True)
+    client.flushdb()
+    yield client
+    client.close()
+
+
+@pytest.fixture(autouse=True)
+def _flush_redis(test_env: environment.TestEnvironment) -> None:
+    """Every test starts with an empty Redis database (breaker state included)."""
+    import redis
+
+    redis.Redis.from_url(test_env.redis_url).flushdb()

@@ -1,0 +1,1 @@
+"""Test harness: real services, a throw-away Airflow home, DAG runs, recording servers."""

@@ -1,0 +1,55 @@
+"""Run a project DAG end to end with ``dag.test()`` and report what happened to each task."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from devstack.airflow_env import PROJECT_ROOT
+
+
+@dataclass(frozen=True)
+class DagRunResult:
+    dag_id: str
+    run_id: str
+    state: str
+    #: task id (``task_id[map_index]`` for mapped tasks) -> final state
+    task_states: dict[str, str | None]
+    try_numbers: dict[str, int]
+
+    def failed_tasks(self) -> list[str]:
+        return sorted(t for t, s in self.task_states.items() if s in ("failed", "upstream_failed"))
+
+
+@cache
+def dag_bag():
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=str(PROJECT_ROOT / "dags"))
+
+
+def get_dag(dag_id: str):
+    bag = dag_bag()
+    if dag_id not in bag.dags:
+        raise KeyError(f"no DAG {dag_id!r}; import errors: {bag.import_errors}")
+    return bag.dags[dag_id]
+
+
+def run_dag(dag_id: str, conf: dict[str, Any] | None = None, **test_kwargs: Any) -> DagRunResult:
+    """``dag.test()`` (which serializes the DAG first, as Airflow 3.3 needs) and collect task states."""
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+
+    run = get_dag(dag_id).test(run_conf=conf, **test_kwargs)
+    with create_session() as session:
+        run = session.merge(run)
+        instances = run.get_task_instances(session=session)
+        states = {}
+        tries = {}
+        for ti in instances:
+            key = ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]"
+            states[key] = ti.state
+            tries[key] = ti.try_number
+        assert isinstance(run, DagRun)
+        return DagRunResult(dag_id, run.run_id, run.state, states, tries)

@@ -1,0 +1,127 @@
+"""One test session's real services and Airflow home.
+
+Set up in ``pytest_configure`` (before anything imports Airflow) and torn down in
+``pytest_unconfigure``: a fresh PostgreSQL database (created, migrated, then dropped), a Redis
+database index claimed for the session, and a temporary ``AIRFLOW_HOME`` with a SQLite metadata DB.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from devstack import services
+from devstack.airflow_env import PROJECT_ROOT, airflow_environment
+
+_LOCK_TTL = 4 * 3600
+
+
+@dataclass
+class TestEnvironment:
+    database_url: str
+    admin_database_url: str
+    redis_url: str
+    redis_db: int
+    airflow_home: Path
+    handles: list[services.ServiceHandle] = field(default_factory=list)
+
+    @property
+    def database_name(self) -> str:
+        return urlsplit(self.database_url).path.lstrip("/")
+
+
+def _with_db(url: str, name: str) -> str:
+    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
+
+
+def _claim_redis_db(base_url: str) -> int:
+    """Claim a Redis database index (1-15) no other running test session holds."""
+    import redis
+
+    control = redis.Redis.from_url(_redis_url_with_db(base_url, 0))
+    for index in range(1, 16):
+        if control.set(f"platform-tests:db:{index}", os.getpid(), nx=True, ex=_LOCK_TTL):
+            return index
+    raise RuntimeError("every Redis database index 1-15 is claimed by another test session")
+
+
+def _redis_url_with_db(url: str, index: int) -> str:
+    return urlunsplit(urlsplit(url)._replace(path=f"/{index}"))
+
+
+def set_up() -> TestEnvironment:
+    import psycopg
+    from psycopg import sql
+
+    postgres = services.ensure_postgres()
+    redis_handle = services.ensure_redis()
+    name = f"analytics_test_{os.getpid()}_{secrets.token_hex(3)}"
+    admin_url = _with_db(postgres.url, "postgres")
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    database_url = _with_db(postgres.url, name)
+    redis_db = _claim_redis_db(redis_handle.url)
+    redis_url = _redis_url_with_db(redis_handle.url, redis_db)
+    home = Path(tempfile.mkdtemp(prefix="airflow-test-home-"))
+    env = TestEnvironment(database_url, admin_url, redis_url, redis_db, home, [postgres, redis_handle])
+    try:
+        _prepare(env)
+    except BaseException:
+        tear_down(env)
+        raise
+    return env
+
+
+def _prepare(env: TestEnvironment) -> None:
+    """Point this process at the session's services and prepare both databases."""
+    import psycopg
+
+    database_url, redis_url, home = env.database_url, env.redis_url, env.airflow_home
+    os.environ.update(airflow_environment(home, database_url=database_url, redis_url=redis_url))
+    os.environ["AIRFLOW_CONN_WAREHOUSE"] = database_url
+    os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "False"
+    for path in (str(PROJECT_ROOT / "plugins"), str(PROJECT_ROOT)):
+        if path not in sys.path:
+            sys.path.insert(0, path)
+
+    from include.migrations import apply_migrations
+
+    with psycopg.connect(database_url) as conn:
+        apply_migrations(conn)
+    subprocess.run(
+        [str(Path(sys.executable).parent / "airflow"), "db", "migrate"],
+        check=True,
+        capture_output=True,
+        env=os.environ.copy(),
+    )
+    subprocess.run(
+        [sys.executable, "-m", "devstack.airflow_settings"],
+        check=True,
+        capture_output=True,
+        env=os.environ.copy(),
+        cwd=PROJECT_ROOT,
+    )
+
+
+def tear_down(env: TestEnvironment) -> None:
+    import psycopg
+    import redis
+    from psycopg import sql
+
+    try:
+        with psycopg.connect(env.admin_database_url, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(env.database_name)))
+    finally:
+        client = redis.Redis.from_url(env.redis_url)
+        client.flushdb()
+        redis.Redis.from_url(_redis_url_with_db(env.redis_url, 0)).delete(f"platform-tests:db:{env.redis_db}")
+        shutil.rmtree(env.airflow_home, ignore_errors=True)
+        for handle in env.handles:
+            handle.stop()
