@@ -39,7 +39,7 @@ class Migration:
 
     @property
     def sql(self) -> str:
-        return load_sql(f"schema/{self.path.name}")
+        return self.path.read_text(encoding="utf-8")
 
     @property
     def checksum(self) -> str:
@@ -60,15 +60,16 @@ def discover_migrations(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
     return [migrations[v] for v in sorted(migrations)]
 
 
-def apply_migrations(conn: psycopg.Connection) -> list[int]:
+def apply_migrations(conn: psycopg.Connection, migrations: list[Migration] | None = None) -> list[int]:
     """Apply pending migrations on ``conn`` (autocommit is handled here); return applied versions."""
+    migrations = discover_migrations() if migrations is None else migrations
     conn.autocommit = True
     applied: list[int] = []
     conn.execute(load_sql("schema_migrations/lock.sql"), {"key": ADVISORY_LOCK_KEY})
     try:
         conn.execute(load_sql("schema_migrations/create_table.sql"))
         done = dict(conn.execute(load_sql("schema_migrations/select_applied.sql")))
-        for migration in discover_migrations():
+        for migration in migrations:
             if migration.version in done:
                 if done[migration.version] != migration.checksum:
                     raise MigrationError(

@@ -65,3 +65,21 @@ def _flush_redis(test_env: environment.TestEnvironment) -> None:
     import redis
 
     redis.Redis.from_url(test_env.redis_url).flushdb()
+
+
+@pytest.fixture
+def http_server() -> Iterator:
+    """A local HTTP server recording requests (stands in for Slack, webhooks, APIs)."""
+    from tests.support.servers import RecordingHTTPServer
+
+    with RecordingHTTPServer() as server:
+        yield server
+
+
+@pytest.fixture
+def smtp_server() -> Iterator:
+    """A real SMTP server (aiosmtpd) keeping the messages it receives."""
+    from tests.support.servers import SmtpSink
+
+    with SmtpSink() as server:
+        yield server

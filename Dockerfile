@@ -1,0 +1,14 @@
+# Astro Runtime 3.3 = Apache Airflow 3.3. The runtime's ONBUILD steps copy this project to
+# /usr/local/airflow and install packages.txt (apt) and requirements.txt (pip).
+FROM astrocrpublic.azurecr.io/runtime:3.3-2
+
+# include/ and plugins/ importable in every process (as `make run` and the tests do it).
+ENV PYTHONPATH=/usr/local/airflow:/usr/local/airflow/plugins \
+    AIRFLOW__CORE__LOAD_EXAMPLES=False \
+    DBT_PROJECT_PATH=/usr/local/airflow/dbt \
+    DBT_PROFILES_DIR=/usr/local/airflow/dbt \
+    # Airflow's StatsD metrics (and the platform's own, prefix airflow.platform.*) to statsd_exporter.
+    AIRFLOW__METRICS__STATSD_ON=True \
+    AIRFLOW__METRICS__STATSD_HOST=statsd-exporter \
+    AIRFLOW__METRICS__STATSD_PORT=9125 \
+    AIRFLOW__METRICS__STATSD_PREFIX=airflow
