@@ -83,3 +83,13 @@ def smtp_server() -> Iterator:
 
     with SmtpSink() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def api_server(test_env: environment.TestEnvironment) -> Iterator:
+    """A running Airflow api-server on the session's metadata DB (REST API v2 and UI)."""
+    from tests.support.api_server import AirflowApiServer
+
+    server = AirflowApiServer(test_env.airflow_home).start()
+    yield server
+    server.stop()
