@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+from functools import lru_cache
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -18,6 +19,7 @@ PREFIX = "platform"
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 
 
+@lru_cache(maxsize=4096)
 def segment(value: Any) -> str:
     """A label value as one name segment: dots and other separators become ``_``."""
     text = _UNSAFE.sub("_", str(value))
@@ -28,10 +30,21 @@ def metric_name(metric: str, labels: dict[str, Any]) -> str:
     return ".".join([PREFIX, metric, *(segment(v) for v in labels.values())])
 
 
-def _send(kind: str, metric: str, value: float, labels: dict[str, Any]) -> None:
-    try:
+_stats = None
+
+
+def _client():
+    global _stats
+    if _stats is None:
         from airflow.sdk.observability import stats
 
+        _stats = stats
+    return _stats
+
+
+def _send(kind: str, metric: str, value: float, labels: dict[str, Any]) -> None:
+    try:
+        stats = _client()
         name = metric_name(metric, labels)
         tags = {k: str(v) for k, v in labels.items()} or None
         if kind == "incr":

@@ -93,3 +93,12 @@ def api_server(test_env: environment.TestEnvironment) -> Iterator:
     server = AirflowApiServer(test_env.airflow_home).start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def statsd() -> Iterator:
+    """Airflow's stats client in this process pointed at a UDP listener that records every packet."""
+    from tests.support.statsd import capture_statsd
+
+    with capture_statsd() as listener:
+        yield listener

@@ -144,6 +144,9 @@ class BreakerStore:
             for name in ("acquire", "record_success", "record_failure", "reset")
         }
         self._lock = threading.Lock()
+        self._read_lock = threading.Lock()
+        self._read_conn = None
+        self._read_pid = 0
         self._down_until = 0.0
         self._last_warning = 0.0
 
@@ -153,13 +156,39 @@ class BreakerStore:
 
     def run(self, script: str, keys: list[str], args: list[Any]) -> Any | None:
         """Run a script; ``None`` when Redis is unavailable (the caller then fails open)."""
+        return self._call(lambda: self._scripts[script](keys=keys, args=args))
+
+    def read_state(self, key: str) -> list[str | None] | None:
+        """``[state, generation, failures]`` of a breaker in one plain read; ``None`` if Redis is down."""
+        return self._call(lambda: self._hot_read(key))
+
+    def _hot_read(self, key: str) -> list[str | None]:
+        """HMGET on a connection of this store's own: the hot path of every guarded call.
+
+        Skipping the pool's checkout/release halves the client-side cost of the read. The connection
+        is per process (dropped, not closed, in a forked child) and used under a lock.
+        """
+        with self._read_lock:
+            if self._read_conn is None or self._read_pid != os.getpid():
+                pool = self._client.connection_pool
+                self._read_conn = pool.connection_class(**pool.connection_kwargs)
+                self._read_pid = os.getpid()
+            try:
+                self._read_conn.send_command("HMGET", key, "state", "generation", "failures")
+                return self._read_conn.read_response()
+            except BaseException:
+                self._read_conn.disconnect()
+                self._read_conn = None
+                raise
+
+    def _call(self, command: Callable[[], Any]) -> Any | None:
         import redis
 
         if time.monotonic() < self._down_until:
             metrics.incr("breaker.store_unavailable")
             return None
         try:
-            return self._scripts[script](keys=keys, args=args)
+            return command()
         except redis.RedisError as error:
             self._down_until = time.monotonic() + self.RETRY_INTERVAL
             metrics.incr("breaker.store_unavailable")
@@ -243,9 +272,36 @@ class CircuitBreaker:
     @contextmanager
     def guard(self) -> Iterator[None]:
         """Run the body through the breaker; raise :class:`CircuitOpenError` when refused."""
-        token = uuid.uuid4().hex
-        config = self.config
-        admitted = self.store.run(
+        admitted = self._admit()
+        if admitted is None:  # Redis unavailable: fail open
+            yield
+            return
+        decision, token, generation, failures = admitted
+        try:
+            yield
+        except BaseException as error:
+            if self.is_failure(error):
+                self._record_failure(token, generation, error)
+            else:  # the dependency answered; the error is the caller's
+                self._record_success(token, generation, failures, decision, "not_counted")
+            raise
+        else:
+            self._record_success(token, generation, failures, decision, "success")
+
+    def _admit(self) -> tuple[str, str, int, int] | None:
+        """``(decision, token, generation, failures)``; raise when refused; ``None`` if Redis is down.
+
+        A closed breaker is recognised by one plain read (the common, cheap path). Every other state,
+        and the first use of a breaker, goes through the atomic ``acquire`` script.
+        """
+        fields = self.store.read_state(self._keys[0])
+        if fields is None:
+            return None
+        state, generation, failures = fields
+        if state == "closed":
+            return "allow", "", int(generation or 0), int(failures or 0)
+        config, token = self.config, uuid.uuid4().hex
+        result = self.store.run(
             "acquire",
             self._keys,
             [
@@ -256,33 +312,26 @@ class CircuitBreaker:
                 self._member,
             ],
         )
-        if admitted is None:  # Redis unavailable: fail open
-            yield
-            return
-        decision, state, generation, failures, retry_after_ms, transition = admitted
+        if result is None:
+            return None
+        decision, state, generation, failures, retry_after_ms, transition = result
         if transition:
             self._transition(transition)
         if decision == "reject":
             metrics.incr("breaker.rejected", **self._labels())
             raise CircuitOpenError(self.name, self.target, state, int(retry_after_ms) / 1000)
-        try:
-            yield
-        except BaseException as error:
-            if self.is_failure(error):
-                metrics.incr("breaker.calls", **self._labels(), outcome="failure")
-                summary = f"{type(error).__name__}: {error}"[:500]
-                result = self.store.run(
-                    "record_failure",
-                    self._keys,
-                    [token, generation, config.failure_threshold, summary, self._member],
-                )
-                if result:
-                    self._transition(result)
-            else:  # the dependency answered; the error is the caller's
-                self._record_success(token, generation, int(failures), decision, "not_counted")
-            raise
-        else:
-            self._record_success(token, generation, int(failures), decision, "success")
+        return decision, token, int(generation), int(failures)
+
+    def _record_failure(self, token: str, generation: int, error: BaseException) -> None:
+        metrics.incr("breaker.calls", **self._labels(), outcome="failure")
+        summary = f"{type(error).__name__}: {error}"[:500]
+        result = self.store.run(
+            "record_failure",
+            self._keys,
+            [token, generation, self.config.failure_threshold, summary, self._member],
+        )
+        if result:
+            self._transition(result)
 
     def _record_success(self, token: str, generation: int, failures: int, decision: str, outcome: str) -> None:
         metrics.incr("breaker.calls", **self._labels(), outcome=outcome)
