@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: help venv run stop status test lint format bench lock clean
+.PHONY: help venv run run-celery stop status test lint format bench lock clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -22,7 +22,10 @@ $(INSTALLED): requirements.txt requirements-dev.txt constraints.txt
 run: venv  ## start PostgreSQL/Redis (if needed) and Airflow; prints the UI URL and login
 	$(BIN)/python -m devstack up
 
-stop:  ## stop everything `make run` started
+run-celery: venv  ## the same stack on CeleryExecutor: one worker per category queue (WORKER_CONCURRENCY_*)
+	$(BIN)/python -m devstack up --executor celery
+
+stop:  ## stop everything `make run` / `make run-celery` started
 	@if [ -x $(BIN)/python ]; then $(BIN)/python -m devstack down; fi
 
 status: venv  ## show which Airflow components run

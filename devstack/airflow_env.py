@@ -46,3 +46,18 @@ def airflow_environment(
         "DBT_PROJECT_PATH": os.environ.get("DBT_PROJECT_PATH", str(root / "dbt")),
         "DBT_PROFILES_DIR": os.environ.get("DBT_PROFILES_DIR", str(root / "dbt")),
     }
+
+
+def celery_environment(broker_url: str, metadata_db_url: str) -> dict[str, str]:
+    """CeleryExecutor settings: Redis broker, result backend in the PostgreSQL metadata database.
+
+    ``result_extended`` makes Celery record which worker (``<queue>@<host>``) ran each task.
+    """
+    result_backend = "db+" + metadata_db_url.replace("postgresql+psycopg://", "postgresql://")
+    return {
+        "AIRFLOW__CORE__EXECUTOR": "airflow.providers.celery.executors.celery_executor.CeleryExecutor",
+        "AIRFLOW__CELERY__BROKER_URL": broker_url,
+        "AIRFLOW__CELERY__RESULT_BACKEND": result_backend,
+        "AIRFLOW__CELERY__EXTRA_CELERY_CONFIG": '{"result_extended": true}',
+        "AIRFLOW__CELERY__WORKER_PREFETCH_MULTIPLIER": "1",
+    }
