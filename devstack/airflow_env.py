@@ -11,6 +11,29 @@ from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
+#: Airflow metrics sent to StatsD (regexes matched against the name without prefix; keep in step
+#: with the Dockerfile, tests/unit/test_statsd_mapping.py checks). monitoring/statsd_mapping.yml maps
+#: every metric these let through.
+STATSD_ALLOW_LIST = (
+    "^platform[.],^ti[._],^task,^dag,^pool[.],^executor[.],^scheduler,^operator_,^trigger,^asset[.],"
+    "^deadline_alerts[.],^celery[.]"
+)
+
+
+def statsd_environment() -> dict[str, str]:
+    """Airflow's ``[metrics]`` settings: StatsD to statsd_exporter (127.0.0.1:9125 unless set already).
+
+    UDP needs no listener: with no exporter running the packets are simply dropped.
+    """
+    return {
+        "AIRFLOW__METRICS__STATSD_ON": os.environ.get("AIRFLOW__METRICS__STATSD_ON", "True"),
+        "AIRFLOW__METRICS__STATSD_HOST": os.environ.get("AIRFLOW__METRICS__STATSD_HOST", "127.0.0.1"),
+        "AIRFLOW__METRICS__STATSD_PORT": os.environ.get("AIRFLOW__METRICS__STATSD_PORT", "9125"),
+        "AIRFLOW__METRICS__STATSD_PREFIX": "airflow",
+        "AIRFLOW__METRICS__LEGACY_NAMES_ON": "True",
+        "AIRFLOW__METRICS__METRICS_ALLOW_LIST": STATSD_ALLOW_LIST,
+    }
+
 
 def airflow_environment(
     home: Path,
@@ -45,4 +68,5 @@ def airflow_environment(
         "REDIS_URL": redis_url,
         "DBT_PROJECT_PATH": os.environ.get("DBT_PROJECT_PATH", str(root / "dbt")),
         "DBT_PROFILES_DIR": os.environ.get("DBT_PROFILES_DIR", str(root / "dbt")),
+        **statsd_environment(),
     }

@@ -54,7 +54,7 @@ def sample_system(
     load_1m, load_5m, load_15m = psutil.getloadavg()
     swap = psutil.swap_memory()
     return SystemSample(
-        hostname=hostname or socket.getfqdn(),
+        hostname=hostname or socket.gethostname(),
         cpu_percent=float(psutil.cpu_percent(interval=cpu_interval)),
         cpu_count=psutil.cpu_count() or 1,
         memory_percent=float(memory.percent),
