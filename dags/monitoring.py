@@ -77,10 +77,9 @@ with platform_dag(
     @task
     def compute_task_statistics(params: dict, **context) -> list[dict]:
         """Statistics of the window ending at this run's data interval end (recomputed on retry)."""
-        from include.monitoring.task_stats import compute_task_statistics
+        from include.monitoring.task_stats import compute_task_statistics, window_end_of
 
-        window_end = context["data_interval_end"] or context["dag_run"].run_after
-        return compute_task_statistics(window_end, float(params["task_statistics_window_hours"]))
+        return compute_task_statistics(window_end_of(context), float(params["task_statistics_window_hours"]))
 
     @task
     def cleanup_expired_rows(params: dict) -> dict[str, int]:

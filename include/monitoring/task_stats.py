@@ -99,6 +99,11 @@ def store(hook, statistics: Sequence[TaskStatistic]) -> None:
         cur.executemany(load_sql("monitoring/upsert_task_statistics.sql"), [asdict(s) for s in statistics])
 
 
+def window_end_of(context: Mapping[str, Any]) -> datetime:
+    """The run's data interval end; a run without one (triggered manually in Airflow 3) ends at ``run_after``."""
+    return context.get("data_interval_end") or context["dag_run"].run_after
+
+
 def compute_task_statistics(window_end: datetime, window_hours: float) -> list[dict[str, Any]]:
     """Read the window ending at ``window_end`` from the REST API and store its statistics."""
     from hooks.airflow_api import AirflowApiHook

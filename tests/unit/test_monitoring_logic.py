@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import pytest
 
 from include.monitoring.health import endpoint_origin
-from include.monitoring.task_stats import percentile, summarise
+from include.monitoring.task_stats import percentile, summarise, window_end_of
 
 END = datetime(2026, 11, 1, tzinfo=UTC)
 START = END - timedelta(hours=24)
@@ -47,6 +47,14 @@ def test_summarise_counts_finished_instances_per_dag_and_task():
     assert a.p50_duration_s == 3.0 and a.p95_duration_s == pytest.approx(4.8)
     assert (a.window_start, a.window_end) == (START, END)
     assert stats[("e", "b")].success_rate == 1.0
+
+
+def test_window_ends_at_the_data_interval_end_or_at_run_after_for_manual_runs():
+    run = SimpleNamespace(run_after=END + timedelta(minutes=3))
+    assert window_end_of({"data_interval_end": END, "dag_run": run}) == END
+    # `airflow dags trigger` in Airflow 3: no logical date, so no data interval in the context.
+    assert window_end_of({"dag_run": run}) == END + timedelta(minutes=3)
+    assert window_end_of({"data_interval_end": None, "dag_run": run}) == END + timedelta(minutes=3)
 
 
 def _conn(**fields):
