@@ -13,7 +13,6 @@ import contextlib
 import json
 import logging
 import os
-import secrets
 import shlex
 import signal
 import subprocess
@@ -24,7 +23,7 @@ import urllib.request
 from pathlib import Path
 
 from devstack import services
-from devstack.airflow_env import PROJECT_ROOT, airflow_environment
+from devstack.airflow_env import PROJECT_ROOT, airflow_environment, api_connection_environment
 
 LOCAL_DIR = PROJECT_ROOT / ".local"
 RUN_DIR = LOCAL_DIR / "run"
@@ -121,22 +120,6 @@ def _admin_password() -> str:
     return json.loads(path.read_text()).get("admin", "?") if path.exists() else "(see .local/logs/api-server.log)"
 
 
-def _api_connection_env(port: int) -> dict[str, str]:
-    """``airflow_api`` (task statistics of the monitoring DAG): the local api-server as ``admin``.
-
-    The admin password file is created here when missing, so the connection can be set before
-    the api-server starts (the simple auth manager keeps an existing password).
-    """
-    path = AIRFLOW_HOME / "simple_auth_manager_passwords.json.generated"
-    passwords = json.loads(path.read_text()) if path.exists() else {}
-    if "admin" not in passwords:
-        passwords["admin"] = secrets.token_urlsafe(16)
-        path.write_text(json.dumps(passwords))
-        path.chmod(0o600)
-    connection = {"conn_type": "http", "host": f"http://localhost:{port}", "login": "admin"}
-    return {"AIRFLOW_CONN_AIRFLOW_API": json.dumps({**connection, "password": passwords["admin"]})}
-
-
 def up(port: int) -> int:
     from include.migrations import apply_migrations
 
@@ -153,7 +136,7 @@ def up(port: int) -> int:
 
     env = airflow_environment(AIRFLOW_HOME, database_url=postgres.url, redis_url=redis.url, api_port=port)
     _write_env_file(env)
-    env.update(_api_connection_env(port))  # after env.sh: it carries the admin password
+    env.update(api_connection_environment(AIRFLOW_HOME, port))  # after env.sh: it carries the admin password
     _run_airflow(["db", "migrate"], env)
     subprocess.run(
         [sys.executable, "-m", "devstack.airflow_settings", "--override", f"warehouse={postgres.url}"],

@@ -6,7 +6,9 @@ It mirrors what the Astro image sets: ``AIRFLOW_HOME`` with the project on ``PYT
 
 from __future__ import annotations
 
+import json
 import os
+import secrets
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -33,6 +35,24 @@ def statsd_environment() -> dict[str, str]:
         "AIRFLOW__METRICS__LEGACY_NAMES_ON": "True",
         "AIRFLOW__METRICS__METRICS_ALLOW_LIST": STATSD_ALLOW_LIST,
     }
+
+
+def api_connection_environment(home: Path, api_port: int) -> dict[str, str]:
+    """``airflow_api`` for the monitoring DAG's task statistics: the local api-server as ``admin``.
+
+    Creates the simple auth manager's password file when missing (it keeps an existing password),
+    so the connection can be set before the api-server starts. The result carries the password:
+    pass it to the Airflow processes, do not write it to ``.local/env.sh``.
+    """
+    path = home / "simple_auth_manager_passwords.json.generated"
+    passwords = json.loads(path.read_text()) if path.exists() else {}
+    if "admin" not in passwords:
+        passwords["admin"] = secrets.token_urlsafe(16)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(passwords))
+        path.chmod(0o600)
+    connection = {"conn_type": "http", "host": f"http://localhost:{api_port}", "login": "admin"}
+    return {"AIRFLOW_CONN_AIRFLOW_API": json.dumps({**connection, "password": passwords["admin"]})}
 
 
 def airflow_environment(

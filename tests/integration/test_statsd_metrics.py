@@ -22,7 +22,7 @@ from devstack.airflow_env import PROJECT_ROOT, STATSD_ALLOW_LIST
 from tests.support.metric_expectations import Expected, allowed, identify_airflow, identify_platform
 from tests.support.project_metrics import scan_project
 from tests.support.servers import free_port
-from tests.support.statsd import StatsdListener, StatsdMapping
+from tests.support.statsd_exporter import PacketCapture, StatsdMapping
 
 # dag.test() runs the scheduler's DagRun bookkeeping (run duration, dependency checks) in its own
 # process; in a deployment the scheduler initialises core stats for it, so the runner does too.
@@ -58,7 +58,7 @@ def test_every_captured_metric_maps_to_its_prometheus_series(monitored_services,
     mapping = StatsdMapping.load(PROJECT_ROOT / "monitoring" / "statsd_mapping.yml")
     catalog = scan_project()
 
-    with StatsdListener() as listener:
+    with PacketCapture() as listener:
         env = {
             **os.environ,
             "AIRFLOW__METRICS__STATSD_ON": "True",

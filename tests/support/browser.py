@@ -77,7 +77,10 @@ class Chromium:
         port = int(port_file.read_text().split()[0])
         targets = requests.get(f"http://127.0.0.1:{port}/json/list", timeout=5).json()
         page = next(t for t in targets if t["type"] == "page")
-        self._socket = connect(page["webSocketDebuggerUrl"], max_size=None, open_timeout=self.timeout)
+        self._connection = contextlib.ExitStack()
+        self._socket = self._connection.enter_context(
+            connect(page["webSocketDebuggerUrl"], max_size=None, open_timeout=self.timeout)
+        )
         self.send("Page.enable")
         self.send("Runtime.enable")
         return self
@@ -85,7 +88,7 @@ class Chromium:
     def __exit__(self, *exc: object) -> None:
         if self._socket is not None:
             with contextlib.suppress(Exception):
-                self._socket.close()
+                self._connection.close()
         if self._process is not None and self._process.poll() is None:
             os.killpg(self._process.pid, signal.SIGTERM)
             try:

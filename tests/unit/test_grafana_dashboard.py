@@ -12,7 +12,7 @@ from devstack.airflow_env import PROJECT_ROOT, STATSD_ALLOW_LIST
 from include.monitoring.breaker_page import GRAFANA_DASHBOARD_PATH
 from tests.support.metric_expectations import airflow_registry, allowed, platform_sample
 from tests.support.project_metrics import scan_project
-from tests.support.statsd import StatsdMapping
+from tests.support.statsd_exporter import StatsdMapping
 
 GRAFANA = PROJECT_ROOT / "monitoring" / "grafana"
 DASHBOARD = GRAFANA / "dashboards" / "analytics-platform.json"

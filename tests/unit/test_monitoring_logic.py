@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
 import pytest
 
+from devstack.airflow_env import api_connection_environment
 from include.monitoring.health import endpoint_origin
 from include.monitoring.task_stats import percentile, summarise, window_end_of
 
@@ -84,3 +86,16 @@ def test_endpoint_origin_keeps_no_path_token_or_password(fields, origin):
 def test_endpoint_origin_without_a_host_names_the_connection():
     with pytest.raises(ValueError, match="'alert_webhook' has no host"):
         endpoint_origin(_conn(conn_id="alert_webhook"))
+
+
+def test_make_run_api_connection_uses_the_admin_password_it_finds_or_creates(tmp_path):
+    created = json.loads(api_connection_environment(tmp_path, 8088)["AIRFLOW_CONN_AIRFLOW_API"])
+    saved = json.loads((tmp_path / "simple_auth_manager_passwords.json.generated").read_text())
+    assert created == {
+        "conn_type": "http",
+        "host": "http://localhost:8088",
+        "login": "admin",
+        "password": saved["admin"],
+    }
+    again = json.loads(api_connection_environment(tmp_path, 8088)["AIRFLOW_CONN_AIRFLOW_API"])
+    assert again["password"] == saved["admin"]  # an existing password is kept

@@ -15,7 +15,7 @@ import yaml
 from devstack.airflow_env import PROJECT_ROOT, STATSD_ALLOW_LIST, statsd_environment
 from tests.support.metric_expectations import Expected, airflow_registry, allowed, platform_sample
 from tests.support.project_metrics import MetricScanError, scan_file, scan_project
-from tests.support.statsd import MappingConfigError, StatsdMapping
+from tests.support.statsd_exporter import MappingConfigError, StatsdMapping
 
 MAPPING_FILE = PROJECT_ROOT / "monitoring" / "statsd_mapping.yml"
 

@@ -1,4 +1,4 @@
-"""StatsD in tests: a UDP listener that captures real packets, and statsd_exporter's mapping rules.
+"""statsd_exporter in tests: its mapping rules, emulated, and a UDP capture of real StatsD packets.
 
 :class:`StatsdMapping` applies ``monitoring/statsd_mapping.yml`` the way prom/statsd-exporter
 (pkg/mapper) does, so a test can tell what Prometheus series a StatsD name becomes:
@@ -228,7 +228,7 @@ def parse_packets(datagram: str) -> list[Packet]:
     return packets
 
 
-class StatsdListener:
+class PacketCapture:
     """A UDP socket on 127.0.0.1 collecting every StatsD packet sent to it."""
 
     def __init__(self) -> None:
@@ -251,7 +251,7 @@ class StatsdListener:
                 continue
             self.packets.extend(parse_packets(data.decode("utf-8", "replace")))
 
-    def __enter__(self) -> StatsdListener:
+    def __enter__(self) -> PacketCapture:
         self._thread.start()
         return self
 
