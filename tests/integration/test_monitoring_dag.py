@@ -18,6 +18,30 @@ MONITORING_TASKS = {
 }
 
 
+def _finished_task_instances(run_id: str, hours: float):
+    """(window start, window end, {(dag_id, task_id): [(state, duration, try_number)]}) from the metadata DB."""
+    from datetime import timedelta
+
+    from airflow.models.dagrun import DagRun
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        run = session.query(DagRun).filter(DagRun.run_id == run_id).one()
+        window_end = run.data_interval_end or run.run_after
+        window_start = window_end - timedelta(hours=hours)
+        rows = (
+            session.query(TaskInstance)
+            .filter(TaskInstance.state.in_(["success", "failed"]))
+            .filter(TaskInstance.end_date >= window_start, TaskInstance.end_date < window_end)
+            .all()
+        )
+        expected: dict[tuple[str, str], list] = {}
+        for ti in rows:
+            expected.setdefault((ti.dag_id, ti.task_id), []).append((ti.state, ti.duration, ti.try_number))
+    return window_start, window_end, expected
+
+
 def _health_rows(db, run_id):
     rows = db.execute(
         "SELECT check_name, status, latency_ms, detail, target FROM health_checks WHERE dag_run_id = %s",
@@ -38,6 +62,8 @@ def test_monitoring_dag_records_health_system_metrics_and_task_statistics(db, mo
         " computed_at) VALUES ('old', 't', now() - interval '92 days', now() - interval '91 days', 0, 0, 0,"
         " now() - interval '91 days')"
     )
+
+    samples_before = db.execute("SELECT count(*) FROM worker_metrics").fetchone()[0]
 
     first = run_dag("monitoring")
     second = run_dag("monitoring")  # its statistics window ends when it starts: after the first run
@@ -62,24 +88,31 @@ def test_monitoring_dag_records_health_system_metrics_and_task_statistics(db, mo
 
     samples = db.execute(
         "SELECT hostname, cpu_percent, cpu_count, memory_percent, memory_total_bytes, disk_percent,"
-        " disk_total_bytes, load_1m, details FROM worker_metrics WHERE hostname <> 'old-host'"
+        " disk_total_bytes, load_1m, details FROM worker_metrics WHERE hostname <> 'old-host' ORDER BY id"
     ).fetchall()
-    assert len(samples) == 2
+    assert len(samples) == samples_before - 1 + 2  # the expired sample is gone, each run added one
     hostname, cpu, cpus, memory, memory_total, disk, disk_total, load, details = samples[-1]
     assert hostname and cpus >= 1 and memory_total > 0 and disk_total > 0
     assert 0 <= cpu <= 100 and 0 < memory <= 100 and 0 < disk <= 100 and load >= 0
     assert details["disk_path"]
 
+    # The second run's window (ends at its data interval end) holds what the metadata DB holds.
+    window_start, window_end, expected = _finished_task_instances(second.run_id, hours=24)
     stats = db.execute(
-        "SELECT task_id, runs, successes, failures, success_rate, p50_duration_s, p95_duration_s, retries,"
-        " window_end, window_start FROM task_statistics WHERE dag_id = 'monitoring'"
+        "SELECT dag_id, task_id, runs, successes, failures, success_rate, p50_duration_s, p95_duration_s, retries,"
+        " window_start FROM task_statistics WHERE window_end = %s",
+        [window_end],
     ).fetchall()
-    by_task = {row[0]: row for row in stats}
-    assert set(by_task) == MONITORING_TASKS  # every task of the first run, read through the REST API
-    for task_id, runs, successes, failures, rate, p50, p95, retries, window_end, window_start in stats:
-        assert runs >= 1 and successes == runs and failures == 0 and rate == 1.0, task_id
-        assert 0 <= p50 <= p95 and retries == 0, task_id
-        assert (window_end - window_start).total_seconds() == 24 * 3600
+    assert {(dag, task) for dag, task, *_ in stats} == set(expected)
+    assert {task for dag, task, *_ in stats if dag == "monitoring"} == MONITORING_TASKS  # the first run's, at least
+    for dag_id, task_id, runs, successes, failures, rate, p50, p95, retries, start in stats:
+        instances = expected[(dag_id, task_id)]
+        durations = [duration for _, duration, _ in instances]
+        assert (runs, successes) == (len(instances), sum(state == "success" for state, _, _ in instances))
+        assert failures == runs - successes and rate == pytest.approx(successes / runs)
+        assert retries == sum(tries - 1 for _, _, tries in instances)
+        assert min(durations) <= p50 <= p95 <= max(durations)
+        assert start == window_start
 
     # Retention: only the rows past their table's retention are gone.
     assert [n for (n,) in db.execute("SELECT check_name FROM health_checks WHERE check_name IN ('old', 'recent')")] == [
