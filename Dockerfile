@@ -11,4 +11,7 @@ ENV PYTHONPATH=/usr/local/airflow:/usr/local/airflow/plugins \
     AIRFLOW__METRICS__STATSD_ON=True \
     AIRFLOW__METRICS__STATSD_HOST=statsd-exporter \
     AIRFLOW__METRICS__STATSD_PORT=9125 \
-    AIRFLOW__METRICS__STATSD_PREFIX=airflow
+    AIRFLOW__METRICS__STATSD_PREFIX=airflow \
+    AIRFLOW__METRICS__LEGACY_NAMES_ON=True \
+    # Only what monitoring/statsd_mapping.yml maps (same list as devstack/airflow_env.py; a test checks).
+    AIRFLOW__METRICS__METRICS_ALLOW_LIST="^platform[.],^ti[._],^task,^dag,^pool[.],^executor[.],^scheduler,^operator_,^trigger,^asset[.],^deadline_alerts[.],^celery[.]"

@@ -6,10 +6,53 @@ It mirrors what the Astro image sets: ``AIRFLOW_HOME`` with the project on ``PYT
 
 from __future__ import annotations
 
+import json
 import os
+import secrets
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+#: Airflow metrics sent to StatsD (regexes matched against the name without prefix; keep in step
+#: with the Dockerfile, tests/unit/test_statsd_mapping.py checks). monitoring/statsd_mapping.yml maps
+#: every metric these let through.
+STATSD_ALLOW_LIST = (
+    "^platform[.],^ti[._],^task,^dag,^pool[.],^executor[.],^scheduler,^operator_,^trigger,^asset[.],"
+    "^deadline_alerts[.],^celery[.]"
+)
+
+
+def statsd_environment() -> dict[str, str]:
+    """Airflow's ``[metrics]`` settings: StatsD to statsd_exporter (127.0.0.1:9125 unless set already).
+
+    UDP needs no listener: with no exporter running the packets are simply dropped.
+    """
+    return {
+        "AIRFLOW__METRICS__STATSD_ON": os.environ.get("AIRFLOW__METRICS__STATSD_ON", "True"),
+        "AIRFLOW__METRICS__STATSD_HOST": os.environ.get("AIRFLOW__METRICS__STATSD_HOST", "127.0.0.1"),
+        "AIRFLOW__METRICS__STATSD_PORT": os.environ.get("AIRFLOW__METRICS__STATSD_PORT", "9125"),
+        "AIRFLOW__METRICS__STATSD_PREFIX": "airflow",
+        "AIRFLOW__METRICS__LEGACY_NAMES_ON": "True",
+        "AIRFLOW__METRICS__METRICS_ALLOW_LIST": STATSD_ALLOW_LIST,
+    }
+
+
+def api_connection_environment(home: Path, api_port: int) -> dict[str, str]:
+    """``airflow_api`` for the monitoring DAG's task statistics: the local api-server as ``admin``.
+
+    Creates the simple auth manager's password file when missing (it keeps an existing password),
+    so the connection can be set before the api-server starts. The result carries the password:
+    pass it to the Airflow processes, do not write it to ``.local/env.sh``.
+    """
+    path = home / "simple_auth_manager_passwords.json.generated"
+    passwords = json.loads(path.read_text()) if path.exists() else {}
+    if "admin" not in passwords:
+        passwords["admin"] = secrets.token_urlsafe(16)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(passwords))
+        path.chmod(0o600)
+    connection = {"conn_type": "http", "host": f"http://localhost:{api_port}", "login": "admin"}
+    return {"AIRFLOW_CONN_AIRFLOW_API": json.dumps({**connection, "password": passwords["admin"]})}
 
 
 def airflow_environment(
@@ -45,6 +88,7 @@ def airflow_environment(
         "REDIS_URL": redis_url,
         "DBT_PROJECT_PATH": os.environ.get("DBT_PROJECT_PATH", str(root / "dbt")),
         "DBT_PROFILES_DIR": os.environ.get("DBT_PROFILES_DIR", str(root / "dbt")),
+        **statsd_environment(),
     }
 
 

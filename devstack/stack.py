@@ -23,7 +23,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from devstack.airflow_env import PROJECT_ROOT, airflow_environment, celery_environment
+from devstack.airflow_env import PROJECT_ROOT, airflow_environment, api_connection_environment, celery_environment
 
 log = logging.getLogger("devstack")
 
@@ -142,8 +142,11 @@ class LocalStack:
             log.info("started %s (pid %s, log %s)", name, process.pid, self.log_dir / f"{name}.log")
 
     def up(self) -> dict[str, str]:
+        """Prepare and start everything; return the environment (without the ``airflow_api`` secret)."""
         env = self.prepare()
-        self.start(env)
+        # The monitoring DAG reads task statistics through the api-server as admin: give the
+        # processes that connection, but keep its password out of the returned (shareable) env.
+        self.start({**env, **api_connection_environment(self.airflow_home, self.port)})
         self.wait_healthy()
         return env
 

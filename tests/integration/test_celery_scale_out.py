@@ -8,7 +8,6 @@ its queue while no pool ever ran more tasks than its slots.
 
 from __future__ import annotations
 
-import json
 import secrets
 import threading
 import time
@@ -42,11 +41,6 @@ def metadata_db(test_env):
 
 @pytest.fixture
 def celery_stack(test_env, metadata_db, tmp_path):
-    password = secrets.token_urlsafe(12)
-    home = tmp_path / "airflow"
-    home.mkdir()
-    passwords = home / "passwords.json"
-    passwords.write_text(json.dumps({"admin": password}))
     stack = LocalStack(
         tmp_path,
         database_url=test_env.database_url,
@@ -55,11 +49,10 @@ def celery_stack(test_env, metadata_db, tmp_path):
         executor="celery",
         metadata_db_url=metadata_db.replace("postgresql://", "postgresql+psycopg://", 1),
         broker_url=test_env.redis_url,
-        extra_env={"AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords)},
     )
     try:
         stack.up()
-        yield stack, password
+        yield stack, stack.admin_password()
     finally:
         stack.down()
 
