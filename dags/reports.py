@@ -109,32 +109,32 @@ with platform_dag(
         """Validate the trigger's fields; fail (without retries) naming the first bad one."""
         from include.reports.tasks import validate_request as validate
 
-        return validate(context["params"], context["dag_run"].conf)
+        return validate(context["dag_run"].conf)
 
     @task
     def plan_runs(**context) -> list[int]:
         """Create this DAG run's report runs; return every run with work left."""
         from include.reports.tasks import plan
 
-        return plan(context["params"], context["dag_run"].conf, dag_run_id=context["run_id"])
+        return plan(context["dag_run"].conf, dag_run_id=context["run_id"])
 
     @task
-    def generate(run_id: int, **context) -> dict:
+    def generate(report_run: int, **context) -> dict:
         """Generate the report file of one run (once, whatever the retries)."""
         from include.reports.runs import generate_run
 
-        return generate_run(run_id, worker=_worker(context))
+        return generate_run(report_run, worker=_worker(context))
 
     @task
-    def deliver(run_id: int, **context) -> dict:
+    def deliver(report_run: int, **context) -> dict:
         """Send one run's file to its recipients and destinations that did not get it yet."""
         from include.reports.runs import deliver_run
 
-        return deliver_run(run_id, worker=_worker(context))
+        return deliver_run(report_run, worker=_worker(context))
 
     @task_group(group_id="report")
-    def report(run_id: int) -> None:
-        generate(run_id) >> deliver(run_id)
+    def report(report_run: int) -> None:
+        generate(report_run) >> deliver(report_run)
 
     @task
     def cleanup_expired_files() -> dict:
@@ -147,4 +147,4 @@ with platform_dag(
     planned = plan_runs()
     validated >> planned
     validated >> cleanup_expired_files()
-    report.expand(run_id=planned)
+    report.expand(report_run=planned)

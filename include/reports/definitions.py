@@ -263,17 +263,20 @@ def validate_definition(definition: ReportDefinition) -> ReportDefinition:
 # --------------------------------------------------------------------------- ad-hoc requests
 
 
-def parse_request(params: Mapping[str, Any], conf: Mapping[str, Any] | None = None) -> ReportRequest:
-    """Validate the DAG run's params (the trigger form / ``--conf``) into a request.
+def parse_request(conf: Mapping[str, Any] | None) -> ReportRequest:
+    """Validate a DAG run's conf (what ``--conf`` or the UI's trigger form sent) into a request.
 
     No report, no SQL: a scheduled run. ``report_id`` or ``report_name``: that stored report now,
     with optional ``format``, ``recipients``, ``destination`` and ``parameters`` overrides. ``sql``:
     an ad-hoc query with its own ``format``, ``recipients``, ``destination`` and ``name``.
+    The DAG's Params (all defaulting to empty) have already checked the types when the run was
+    created; this checks what they cannot: unknown fields, combinations, addresses, URLs.
     """
-    unknown = sorted(set(conf or {}) - set(REQUEST_FIELDS))
+    conf = conf or {}
+    unknown = sorted(set(conf) - set(REQUEST_FIELDS))
     if unknown:
         raise InvalidReportError(unknown[0], f"unknown field; expected one of {list(REQUEST_FIELDS)}")
-    values = {key: params.get(key) for key in REQUEST_FIELDS}
+    values = {key: conf.get(key) for key in REQUEST_FIELDS}
     for key in ("report_name", "sql", "name", "format", "destination"):
         if isinstance(values[key], str) and not values[key].strip():
             values[key] = None  # an emptied form field means "not given"

@@ -21,9 +21,9 @@ def _fail(error: InvalidReportError):
     return AirflowFailException(f"invalid report request: {error}")
 
 
-def _request(params: Mapping[str, Any], conf: Mapping[str, Any] | None) -> ReportRequest:
+def _request(conf: Mapping[str, Any] | None) -> ReportRequest:
     try:
-        return parse_request(params, conf or {})
+        return parse_request(conf)
     except InvalidReportError as error:
         raise _fail(error) from None
 
@@ -50,11 +50,11 @@ def check_inline_sql(request: ReportRequest, services=None) -> tuple[str, ...]:
         raise InvalidReportError("sql", str(error).strip()) from None
 
 
-def validate_request(params: Mapping[str, Any], conf: Mapping[str, Any] | None, services=None) -> dict[str, Any]:
+def validate_request(conf: Mapping[str, Any] | None, services=None) -> dict[str, Any]:
     """The first task: every field of the trigger, the named report and the ad-hoc SQL are checked."""
     from include.reports.runs import resolve_request
 
-    request = _request(params, conf)
+    request = _request(conf)
     try:
         definition = resolve_request(request, services=services)
         if request.mode == "inline":
@@ -74,11 +74,11 @@ def validate_request(params: Mapping[str, Any], conf: Mapping[str, Any] | None, 
     return summary
 
 
-def plan(params: Mapping[str, Any], conf: Mapping[str, Any] | None, *, dag_run_id: str, services=None) -> list[int]:
+def plan(conf: Mapping[str, Any] | None, *, dag_run_id: str, services=None) -> list[int]:
     """The planning task: create the runs of this DAG run and return every run with work left."""
     from include.reports.runs import plan_runs
 
-    request = _request(params, conf)
+    request = _request(conf)
     try:
         return plan_runs(request, dag_run_id=dag_run_id, services=services)
     except InvalidReportError as error:
