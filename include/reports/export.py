@@ -19,6 +19,8 @@ import gzip
 import json
 import os
 import select
+import shutil
+import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -240,11 +242,12 @@ def write_xlsx(conn: psycopg.Connection, statement: str, columns: tuple[str, ...
     import psycopg
     import xlsxwriter
 
+    scratch = Path(tempfile.mkdtemp(prefix=".xlsx-", dir=path.parent))
     workbook = xlsxwriter.Workbook(
         str(path),
         {
             "constant_memory": True,
-            "tmpdir": str(path.parent),
+            "tmpdir": str(scratch),
             "remove_timezone": True,
             "nan_inf_to_errors": True,
             "strings_to_numbers": False,
@@ -278,8 +281,9 @@ def write_xlsx(conn: psycopg.Connection, statement: str, columns: tuple[str, ...
                 rows += 1
         if sheet is None:  # no rows: a workbook with the header only
             workbook.add_worksheet().write_row(0, 0, columns, bold)
-    finally:
         workbook.close()
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     return rows
 
 

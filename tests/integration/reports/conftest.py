@@ -106,3 +106,25 @@ def sales_csv(db, where: str = "TRUE") -> list[list[str]]:
         for block in copy:
             buffer.write(block)
     return list(csv.reader(io.StringIO(buffer.getvalue().decode())))
+
+
+def plant_run(db, *, location: str, age_days: float, retention_days: int, copies: tuple[str, ...] = ()) -> int:
+    """A delivered run generated ``age_days`` ago whose file is at ``location`` (and object storage ``copies``)."""
+    run_id = db.execute(
+        """
+        INSERT INTO analytics_report_runs (report_name, trigger, slot, run_key, sql, format, retention_days,
+            statement_timeout_seconds, max_attachment_bytes, status, file_name, location, generated_at, created_at)
+        VALUES ('planted', 'adhoc', now() - make_interval(days => %(age)s), 'planted:' || gen_random_uuid(),
+            'SELECT 1', 'csv', %(retention)s, 60, 1000, 'delivered', 'planted.csv', %(location)s,
+            now() - make_interval(days => %(age)s), now() - make_interval(days => %(age)s))
+        RETURNING id
+        """,
+        {"age": age_days, "retention": retention_days, "location": location},
+    ).fetchone()[0]
+    for copy in copies:
+        db.execute(
+            "INSERT INTO analytics_report_deliveries (run_id, channel, target, status, location)"
+            " VALUES (%s, 'object_storage', %s, 'sent', %s)",
+            [run_id, copy.rsplit("/", 1)[0], copy],
+        )
+    return run_id

@@ -10,12 +10,15 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.integration.reports.conftest import S3_CONN_ID, insert_report, sales_csv
+from tests.integration.reports.conftest import S3_CONN_ID, insert_report, plant_run, sales_csv
 from tests.support.dags import run_dag
 
 
 def _runs(db, report_id=None):
-    query = "SELECT id, report_id, trigger, slot, status, rows, bytes, file_name, location, error FROM analytics_report_runs"
+    query = (
+        "SELECT id, report_id, trigger, slot, status, rows, bytes, file_name, location, error"
+        " FROM analytics_report_runs"
+    )
     if report_id is not None:
         return db.execute(query + " WHERE report_id = %s ORDER BY id", [report_id]).fetchall()
     return db.execute(query + " ORDER BY id").fetchall()
@@ -77,6 +80,11 @@ def test_scheduled_run_delivers_each_due_report_once_and_refuses_writing_sql(db,
     insert_report(db, name="not due yet", sql="SELECT 1", schedule="0 0 1 1 *", recipients=["x@example.com"])
     insert_report(db, name="disabled", sql="SELECT 1", schedule="* * * * *", enabled=False, created_at=created)
     broken_id = insert_report(db, name="broken cron", sql="SELECT 1", schedule="61 * * * *", created_at=created)
+    expired, fresh = reports_env["archive"] / "expired.csv", reports_env["archive"] / "fresh.csv"
+    expired.parent.mkdir(parents=True)
+    expired.write_text("id\n1\n"), fresh.write_text("id\n1\n")
+    plant_run(db, location=expired.as_uri(), age_days=40, retention_days=30)
+    plant_run(db, location=fresh.as_uri(), age_days=10, retention_days=30)
 
     result = run_dag("reports")
 
@@ -118,12 +126,15 @@ def test_scheduled_run_delivers_each_due_report_once_and_refuses_writing_sql(db,
     # An invalid definition is recorded once, naming the field; reports not due or disabled do not run.
     (broken,) = _runs(db, broken_id)
     assert broken[2] == "invalid" and broken[4] == "failed" and "'schedule'" in broken[9]
-    assert len(_runs(db)) == 4
+    assert len(_runs(db)) == 4 + 2  # and the two planted ones
+
+    # Files past their retention are deleted by the same DAG run; younger ones stay.
+    assert not expired.exists() and fresh.exists()
 
     # The next run finds nothing new to do: no second email, no second run.
     second = run_dag("reports")
     assert second.task_states["plan_runs"] == "success"
-    assert len(_runs(db)) == 4
+    assert len(_runs(db)) == 4 + 2
     assert len(smtp.messages) == 2
 
 
