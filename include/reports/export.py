@@ -15,6 +15,7 @@ A file is written under a temporary name and renamed when it is complete.
 
 from __future__ import annotations
 
+import gc
 import gzip
 import json
 import os
@@ -134,49 +135,51 @@ def copy_csv(
             raise errors.error_from_result(result, encoding=conn.info.encoding)
         raise ReportQueryError("the SQL did not start a COPY")
     try:
-        rows = _copy_blocks(pgconn, write, deadline) - (1 if header else 0)
+        _copy_blocks(pgconn, write, deadline)
     except BaseException:
         _abort_copy(conn)
         raise
+    rows = 0
     failure = None
     while (result := _next_result(pgconn, deadline)) is not None:
         if result.status == pq.ExecStatus.FATAL_ERROR and failure is None:
             failure = errors.error_from_result(result, encoding=conn.info.encoding)
         elif result.status == pq.ExecStatus.COMMAND_OK:
-            rows = result.command_tuples if result.command_tuples is not None else rows
+            rows = result.command_tuples or 0  # "COPY <rows>"
     if failure is not None:
         raise failure
     return rows
 
 
-def _copy_blocks(pgconn: Any, write: Callable[[bytes], Any], deadline: float) -> int:
+def _copy_blocks(pgconn: Any, write: Callable[[bytes], Any], deadline: float) -> None:
     from psycopg import OperationalError
 
     get_copy_data = pgconn.get_copy_data
-    chunks: list[bytes] = []
-    append = chunks.append
-    size = 0
-    messages = 0
-    while True:
-        length, data = get_copy_data(1)  # non-blocking: 0 means "wait for the socket"
-        if length > 0:
-            append(data)
-            size += length
-            messages += 1
-            if size >= WRITE_BLOCK:
-                write(b"".join(chunks))
-                chunks.clear()
-                size = 0
-        elif length == 0:
-            _wait(pgconn, deadline)
-            pgconn.consume_input()
-        elif length == -1:
-            break
-        else:
-            raise OperationalError(f"COPY failed: {pgconn.get_error_message().decode(errors='replace')}")
-    if chunks:
-        write(b"".join(chunks))
-    return messages
+    # One reused buffer: each row's bytes object is freed right away (a list of a million rows
+    # joined later costs twice the CPU). The cyclic GC has nothing to find among these tuples.
+    block = bytearray()
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        while True:
+            length, data = get_copy_data(1)  # non-blocking: 0 means "wait for the socket"
+            if length > 0:
+                block += data
+                if len(block) >= WRITE_BLOCK:
+                    write(block)
+                    block.clear()
+            elif length == 0:
+                _wait(pgconn, deadline)
+                pgconn.consume_input()
+            elif length == -1:
+                break
+            else:
+                raise OperationalError(f"COPY failed: {pgconn.get_error_message().decode(errors='replace')}")
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    if block:
+        write(block)
 
 
 def _wait(pgconn: Any, deadline: float, *, write: bool = False) -> None:
