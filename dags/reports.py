@@ -102,6 +102,9 @@ with platform_dag(
     doc_md=__doc__,
     tags=["ad-hoc"],
     params=PARAMS,
+    # Ad-hoc triggers need not wait for a scheduled run; the pool caps the work at 2 tasks, and
+    # unique keys and claims keep overlapping runs from doing anything twice.
+    max_active_runs=4,
 ):
 
     @task

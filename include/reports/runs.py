@@ -512,7 +512,7 @@ def _deliver_one(
 ) -> tuple[str | None, str | None]:
     """Perform one delivery; return (location or link, Message-ID)."""
     from include.reports.delivery import ReportEmail, copy_to_destination, send_report_email
-    from include.reports.storage import is_local, link_for, storage_path
+    from include.reports.storage import is_local, link_for, location_without_credentials, storage_path
 
     archive = storage_path(run["location"])
     if delivery["channel"] == "object_storage":
@@ -521,6 +521,7 @@ def _deliver_one(
     attach = run["bytes"] <= run["max_attachment_bytes"]
     local_copy = None
     link = None
+    recorded = None  # what the delivery row keeps: the file's URL, never a signed link
     expiry_text = None
     if attach:
         if is_local(archive):
@@ -534,6 +535,7 @@ def _deliver_one(
     else:
         attachment = None
         link = link_for(archive, settings.link_expiry_seconds)
+        recorded = location_without_credentials(archive)
         if not is_local(archive):
             expiry = datetime.now(UTC) + timedelta(seconds=settings.link_expiry_seconds)
             expiry_text = f"{expiry:%Y-%m-%d %H:%M} UTC"
@@ -558,7 +560,7 @@ def _deliver_one(
     finally:
         if local_copy is not None:
             shutil.rmtree(local_copy.parent, ignore_errors=True)
-    return link, message_id
+    return recorded, message_id
 
 
 # ============================================================================ retention

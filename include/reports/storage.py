@@ -71,4 +71,9 @@ def link_for(path: ObjectStoragePath, expiry_seconds: int) -> str:
             return path.sign(expiration=expiry_seconds)
         except (NotImplementedError, AttributeError, TypeError):
             log.info("object store of %s cannot sign URLs; linking to the URL itself", path)
+    return location_without_credentials(path)
+
+
+def location_without_credentials(path: ObjectStoragePath) -> str:
+    """The URL of ``path`` without the ``conn_id@`` that ``str()`` puts in it."""
     return str(path).replace(f"{path.conn_id}@", "", 1) if path.conn_id else str(path)

@@ -49,3 +49,15 @@ def test_cleanup_removes_expired_files_and_keeps_the_rest(db, reports_env, s3_se
     assert cleaned == {old: True, young: False, kept: False, gone_already: True}
     assert [p.name for p in staging.iterdir()] == ["run-2"]
     assert cleanup_expired()["expired_runs"] == 0  # nothing left to do
+
+
+def test_operator_command_lists_runs_and_errors(db, reports_env, capsys):
+    from include.__main__ import main
+
+    plant_run(db, location="file:///nowhere/x.csv", age_days=1, retention_days=30)
+    db.execute("UPDATE analytics_report_runs SET status = 'failed', error = 'the query failed: boom'")
+
+    assert main(["reports", "runs", "--limit", "5"]) == 0
+
+    out = capsys.readouterr().out
+    assert "planted" in out and "failed" in out and "error: the query failed: boom" in out

@@ -166,7 +166,10 @@ def test_adhoc_report_by_name_with_overrides_sends_a_link_when_too_large(
     downloaded = requests.get(link, timeout=10)
     assert downloaded.status_code == 200
     assert _csv_rows(gzip.decompress(downloaded.content)) == sales_csv(db)
-    assert s3_server.keys(bucket, "archive/") == [f"archive/sales_export/{run[3]:%Y/%m/%d}/{run[7]}"]
+    archived = f"archive/sales_export/{run[3]:%Y/%m/%d}/{run[7]}"
+    assert s3_server.keys(bucket, "archive/") == [archived]
+    # the delivery keeps the file's URL, not the signed link
+    assert db.execute("SELECT location FROM analytics_report_deliveries").fetchone()[0] == f"s3://{bucket}/{archived}"
 
 
 def test_adhoc_inline_sql_from_conf(db, reports_env, tmp_path):
