@@ -434,6 +434,7 @@ def deliver_run(run_id: int, *, worker: str, services: Services | None = None) -
         deliveries = _rows(conn, "select_deliveries", {"run_id": run_id})
 
     failures: list[str] = []
+    waiting: list[str] = []
     refused: CircuitOpenError | None = None
     sent = 0
     for delivery in deliveries:
@@ -454,10 +455,16 @@ def deliver_run(run_id: int, *, worker: str, services: Services | None = None) -
         if not claimed:
             if delivery["attempts"] >= settings.max_attempts:
                 failures.append(f"{label}: gave up after {delivery['attempts']} attempts ({delivery['error']})")
-            else:
-                failures.append(
-                    f"{label}: claimed by {delivery['claimed_by']} until {delivery['claim_expires_at']}; "
-                    "it may have been sent, so it is only tried again once that claim expires"
+            else:  # another task holds it, or one died while sending: it may have gone out
+                waiting.append(label)
+                log.warning(
+                    "report %r run %s: %s is claimed by %s until %s; it may have been sent, so it is only "
+                    "tried again once that claim expires",
+                    run["report_name"],
+                    run_id,
+                    label,
+                    delivery["claimed_by"],
+                    delivery["claim_expires_at"],
                 )
             continue
         try:
@@ -504,7 +511,12 @@ def deliver_run(run_id: int, *, worker: str, services: Services | None = None) -
         )
     if refused is not None:
         raise refused
-    return _summary(run, sent=sent, deliveries=[{k: d[k] for k in ("channel", "target", "status")} for d in deliveries])
+    return _summary(
+        run,
+        sent=sent,
+        waiting=waiting,
+        deliveries=[{k: d[k] for k in ("channel", "target", "status")} for d in deliveries],
+    )
 
 
 def _deliver_one(
