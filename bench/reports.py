@@ -90,6 +90,19 @@ def export_ours(url: str, rows: int, out: Path) -> int:
     return result.rows
 
 
+def export_ours_xlsx(url: str, rows: int, out: Path) -> int:
+    import psycopg
+
+    from include.reports.export import export_query
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("BEGIN READ ONLY")
+        result = export_query(conn, QUERY.format(rows=rows), None, out.with_suffix(".xlsx"), format="xlsx")
+        conn.execute("ROLLBACK")
+    out.with_suffix(".xlsx").rename(out)
+    return result.rows
+
+
 def export_naive(url: str, rows: int, out: Path) -> int:
     import csv
 
@@ -106,6 +119,8 @@ def export_naive(url: str, rows: int, out: Path) -> int:
 
 
 EXPORTERS = {"psql": export_psql, "ours": export_ours, "naive": export_naive}
+#: Measured for memory only (XLSX is bound by xlsxwriter's speed, not by the database).
+MEMORY_ONLY = {"ours_xlsx": export_ours_xlsx}
 
 
 def child(args: argparse.Namespace) -> None:
@@ -117,7 +132,7 @@ def child(args: argparse.Namespace) -> None:
     import include.reports.export  # noqa: F401
 
     started = time.perf_counter()
-    rows = EXPORTERS[args.child](args.url, args.rows, Path(args.out))
+    rows = {**EXPORTERS, **MEMORY_ONLY}[args.child](args.url, args.rows, Path(args.out))
     seconds = time.perf_counter() - started
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"rows": rows, "seconds": seconds, "peak_mb": peak_mb}))
@@ -150,7 +165,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--child", choices=sorted(EXPORTERS), help=argparse.SUPPRESS)
+    parser.add_argument("--xlsx-rows", default="20000,200000", help="row counts for the XLSX memory check")
+    parser.add_argument("--child", choices=sorted({**EXPORTERS, **MEMORY_ONLY}), help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -206,6 +222,14 @@ def main() -> None:
             ["method", *(f"{n:,} rows" for n in sorted(memory["ours"]))],
             [[m, *(f"{v:.0f} MB" for _, v in sorted(memory[m].items()))] for m in memory],
         )
+        xlsx_counts = sorted(int(n) for n in args.xlsx_rows.split(",") if n)
+        xlsx_memory = {}
+        for count in xlsx_counts:
+            out = work / "mem-xlsx.xlsx"
+            measured = run_child("ours_xlsx", url, count, out)
+            xlsx_memory[count] = measured["peak_mb"]
+            print(f"ours_xlsx  {count:,} rows: {measured['peak_mb']:.0f} MB peak, {measured['seconds']:.1f} s")
+            out.unlink()
     finally:
         drop_database(admin_url, url)
         for leftover in work.iterdir():
@@ -225,6 +249,7 @@ def main() -> None:
         peak_mb_ours={str(n): round(v, 1) for n, v in memory["ours"].items()},
         peak_mb_naive={str(n): round(v, 1) for n, v in memory["naive"].items()},
         ours_memory_growth_mb=round(memory["ours"][large] - memory["ours"][small], 1),
+        peak_mb_ours_xlsx={str(n): round(v, 1) for n, v in xlsx_memory.items()},
     )
 
 
