@@ -60,6 +60,7 @@ def bind_sql(conn: psycopg.Connection, sql: str, parameters: Mapping[str, Any] |
 
     SQL without placeholders is returned as is (so ``LIKE 'a%'`` needs no escaping there).
     """
+    import psycopg
     from psycopg import ClientCursor
     from psycopg.types.json import Jsonb
 
@@ -72,10 +73,8 @@ def bind_sql(conn: psycopg.Connection, sql: str, parameters: Mapping[str, Any] |
     try:
         with ClientCursor(conn) as cur:
             return cur.mogrify(sql, values)
-    except KeyError as missing:
-        raise ReportQueryError(f"the SQL uses parameter %({missing.args[0]})s, which has no value") from None
-    except (TypeError, ValueError) as error:  # psycopg.ProgrammingError is neither
-        raise ReportQueryError(f"cannot bind the SQL parameters: {error}") from None
+    except (psycopg.ProgrammingError, KeyError, TypeError, ValueError) as error:
+        raise ReportQueryError(f"cannot bind the SQL parameters ({list(values)}): {error}") from None
 
 
 def describe_statement(conn: psycopg.Connection, statement: str) -> tuple[str, ...]:

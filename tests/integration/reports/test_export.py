@@ -121,3 +121,18 @@ def test_sql_that_writes_or_runs_too_long_is_refused(read_only, db, tmp_path, sq
     assert is_query_error(raised.value)  # the run fails without retries
     assert _victim_intact(db)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_xlsx_continues_on_a_new_sheet_when_one_is_full(read_only, tmp_path, monkeypatch):
+    import openpyxl
+
+    from include.reports import export
+
+    monkeypatch.setattr(export, "XLSX_MAX_ROWS", 16)  # a header and 15 rows per sheet
+    result = export_query(read_only, "SELECT id FROM sales ORDER BY id", None, tmp_path / "s.xlsx", format="xlsx")
+
+    assert result.rows == 40
+    sheets = openpyxl.load_workbook(tmp_path / "s.xlsx").worksheets
+    values = [[row[0] for row in sheet.iter_rows(values_only=True)] for sheet in sheets]
+    assert [v[0] for v in values] == ["id", "id", "id"]
+    assert [i for v in values for i in v[1:]] == list(range(1, 41))
