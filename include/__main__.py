@@ -3,6 +3,7 @@
 python -m include migrate                    apply the platform schema migrations (DATABASE_URL)
 python -m include breakers status [--json]   every circuit breaker and target (REDIS_URL)
 python -m include breakers reset NAME [--target TARGET]
+python -m include reports runs [--report NAME] [--limit N]   latest report runs, deliveries, errors
 """
 
 from __future__ import annotations
@@ -59,6 +60,35 @@ def _breakers(args: argparse.Namespace) -> int:
     return 0
 
 
+def _reports(args: argparse.Namespace) -> int:
+    import psycopg
+    from psycopg.rows import dict_row
+
+    from include.settings import database_url
+    from include.sql import load_sql
+
+    with psycopg.connect(database_url(), row_factory=dict_row) as conn:
+        runs = conn.execute(load_sql("reports/select_recent_runs.sql"), {"report": args.report, "limit": args.limit})
+        runs = runs.fetchall()
+    if args.json:
+        print(json.dumps(runs, indent=2, default=str))
+        return 0
+    print(f"{'RUN':>6} {'REPORT':24} {'TRIGGER':9} {'SLOT (UTC)':16} {'STATUS':10} {'ROWS':>9}  DELIVERIES")
+    for run in runs:
+        rows = "-" if run["rows"] is None else str(run["rows"])
+        slot = f"{run['slot']:%Y-%m-%d %H:%M}"
+        print(
+            f"{run['id']:>6} {run['report_name'][:24]:24} {run['trigger']:9} {slot:16} {run['status']:10} "
+            f"{rows:>9}  {run['deliveries']}"
+        )
+        for error in (run["error"], run["delivery_errors"]):
+            if error:
+                print(f"{'':7}error: {error}")
+    if not runs:
+        print("(no report runs yet)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m include", description="Analytics platform commands")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -71,6 +101,13 @@ def build_parser() -> argparse.ArgumentParser:
     reset.add_argument("name", help="breaker name, e.g. database")
     reset.add_argument("--target", help="only this target (default: every target of the breaker)")
     breakers.set_defaults(func=_breakers)
+    reports = sub.add_parser("reports", help="report runs and their deliveries")
+    report_actions = reports.add_subparsers(dest="action", required=True)
+    recent = report_actions.add_parser("runs", help="the latest report runs, their deliveries and errors")
+    recent.add_argument("--report", help="only runs of this report (name)")
+    recent.add_argument("--limit", type=int, default=20)
+    recent.add_argument("--json", action="store_true", help="machine-readable output")
+    reports.set_defaults(func=_reports)
     return parser
 
 

@@ -1,0 +1,153 @@
+"""
+### Reports
+
+Generates the reports defined in `analytics_reports` and delivers them by email and to object
+storage, the job of the old worker's `reports` queue (concurrency 2).
+
+* **validate_request**: checks the trigger's conf / form fields (ad-hoc runs) and names any bad field.
+* **plan_runs**: scheduled runs create one run per report whose cron slot fell due since its last
+  planned slot (several missed slots give one run, for the latest) and pick up runs still waiting
+  for generation or delivery; ad-hoc runs create one run for the request.
+* **report.generate** (one per run, `reports` pool): streams the query read-only with a statement
+  timeout into CSV (`COPY`), gzipped CSV or XLSX and archives the file.
+* **report.deliver**: email with the file attached (a link when it is too large) and copies to
+  object storage; each delivery is claimed and marked sent, so a retry never sends it twice.
+* **cleanup_expired_files**: deletes files past their report's retention.
+
+Ad-hoc: `airflow dags trigger reports --conf '{"report_id": 7}'` (or `"report_name"`), or an inline
+query: `--conf '{"sql": "SELECT ...", "format": "xlsx", "recipients": ["a@example.com"]}'`;
+the UI's trigger form shows the same fields.
+
+**Schedule**: every 15 minutes (reports have their own cron schedules and time zones).
+**Pool**: `reports` (2 slots).
+
+**When it fails**: an invalid trigger fails *validate_request* with a message naming the field. A
+report whose SQL fails, is refused (it must be one read-only SELECT) or times out fails its
+*report.generate* task without retries; the error is kept in `analytics_report_runs.error`. A
+failed delivery stays in `analytics_report_deliveries` (status `failed`, with the error) and is
+retried by the task's retries and by the next runs. A broken report never stops the others.
+"""
+
+from __future__ import annotations
+
+from airflow.sdk import Param, task, task_group
+
+from include.categories import platform_dag
+
+PARAMS = {
+    "report_id": Param(
+        None,
+        type=["null", "integer"],
+        minimum=1,
+        title="Report id",
+        description="Generate and deliver this report of analytics_reports now. Leave empty for a scheduled run.",
+    ),
+    "report_name": Param(
+        None,
+        type=["null", "string"],
+        title="Report name",
+        description="The same, naming the report instead of giving its id.",
+    ),
+    "sql": Param(
+        None,
+        type=["null", "string"],
+        format="multiline",
+        title="Ad-hoc SQL",
+        description="One SELECT statement, run read-only. Named parameters as %(name)s. Not with a report id/name.",
+    ),
+    "parameters": Param(
+        None,
+        type=["null", "object"],
+        title="SQL parameters",
+        description='Values of the %(name)s placeholders, e.g. {"since": "2026-01-01"}.',
+    ),
+    "format": Param(
+        None,
+        type=["null", "string"],
+        enum=[None, "csv", "csv.gz", "xlsx"],
+        title="Format",
+        description="File format (ad-hoc SQL: default csv; a stored report: overrides its format).",
+    ),
+    "recipients": Param(
+        None,
+        type=["null", "array"],
+        items={"type": "string"},
+        title="Recipients",
+        description="Email addresses to send the file to (a stored report: replaces its recipients).",
+    ),
+    "destination": Param(
+        None,
+        type=["null", "string"],
+        title="Object storage destination",
+        description="Copy the file to s3://bucket/prefix (or s3://conn_id@bucket/prefix, file:///dir).",
+    ),
+    "name": Param(
+        None,
+        type=["null", "string"],
+        title="Name of an ad-hoc report",
+        description="Used in the file name and email subject of an ad-hoc SQL report (default adhoc).",
+    ),
+}
+
+
+def _worker(context) -> str:
+    ti = context["ti"]
+    return f"{ti.dag_id}/{ti.run_id}/{ti.task_id}/{ti.map_index}"
+
+
+with platform_dag(
+    dag_id="reports",
+    category="reports",
+    schedule="*/15 * * * *",
+    doc_md=__doc__,
+    tags=["ad-hoc"],
+    params=PARAMS,
+    # Ad-hoc triggers need not wait for a scheduled run; the pool caps the work at 2 tasks, and
+    # unique keys and claims keep overlapping runs from doing anything twice.
+    max_active_runs=4,
+):
+
+    @task
+    def validate_request(**context) -> dict:
+        """Validate the trigger's fields; fail (without retries) naming the first bad one."""
+        from include.reports.tasks import validate_request as validate
+
+        return validate(context["dag_run"].conf)
+
+    @task
+    def plan_runs(**context) -> list[int]:
+        """Create this DAG run's report runs; return every run with work left."""
+        from include.reports.tasks import plan
+
+        return plan(context["dag_run"].conf, dag_run_id=context["run_id"])
+
+    @task
+    def generate(report_run: int, **context) -> dict:
+        """Generate the report file of one run (once, whatever the retries)."""
+        from include.reports.runs import generate_run
+
+        return generate_run(report_run, worker=_worker(context))
+
+    @task
+    def deliver(report_run: int, **context) -> dict:
+        """Send one run's file to its recipients and destinations that did not get it yet."""
+        from include.reports.runs import deliver_run
+
+        return deliver_run(report_run, worker=_worker(context))
+
+    @task_group(group_id="report")
+    def report(report_run: int) -> None:
+        generate(report_run) >> deliver(report_run)
+
+    @task
+    def cleanup_expired_files() -> dict:
+        """Delete report files past their retention (archive and object storage copies)."""
+        from include.reports.runs import cleanup_expired
+
+        return cleanup_expired()
+
+    validated = validate_request()
+    planned = plan_runs()
+    validated >> planned
+    validated >> cleanup_expired_files()
+    report.expand(report_run=planned)

@@ -1,0 +1,61 @@
+"""Run-time settings of the reports feature (environment variables, read inside tasks only)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be an integer, got {raw!r}") from None
+
+
+@dataclass(frozen=True)
+class ReportSettings:
+    """Where files go and the defaults a report definition may override."""
+
+    #: Archive every generated file here (object storage URL: ``s3://bucket/prefix``, ``file:///dir``).
+    storage_url: str
+    #: Airflow connection of the archive (``None``: the provider's default credentials).
+    storage_conn_id: str | None
+    #: Local directory where files are written before they are published.
+    staging_dir: Path
+    #: Larger files are not attached: the email carries a link to the archived file.
+    max_attachment_bytes: int
+    #: Lifetime of a signed link (SigV4 allows at most 7 days).
+    link_expiry_seconds: int
+    statement_timeout_seconds: int
+    #: Connection used to send report emails.
+    smtp_conn_id: str
+    #: Default connection for object storage destinations that name none.
+    destination_conn_id: str | None
+    #: How long a claimed run or delivery stays claimed if its task dies without reporting back.
+    claim_lease_seconds: int
+    #: How many times a run is generated, and a delivery sent, before it is given up.
+    max_attempts: int
+
+    @classmethod
+    def from_env(cls) -> ReportSettings:
+        from include.settings import SMTP_CONN_ID
+
+        home = Path(os.environ.get("AIRFLOW_HOME") or Path.home() / "airflow")
+        return cls(
+            storage_url=os.environ.get("REPORTS_STORAGE_URL") or (home / "reports").resolve().as_uri(),
+            storage_conn_id=os.environ.get("REPORTS_STORAGE_CONN_ID") or None,
+            staging_dir=Path(os.environ.get("REPORTS_STAGING_DIR") or Path(tempfile.gettempdir()) / "platform-reports"),
+            max_attachment_bytes=_int("REPORTS_MAX_ATTACHMENT_BYTES", 10 * 1024 * 1024),
+            link_expiry_seconds=_int("REPORTS_LINK_EXPIRY_SECONDS", 7 * 24 * 3600),
+            statement_timeout_seconds=_int("REPORTS_STATEMENT_TIMEOUT_SECONDS", 300),
+            smtp_conn_id=os.environ.get("REPORTS_SMTP_CONN_ID") or SMTP_CONN_ID,
+            destination_conn_id=os.environ.get("REPORTS_DESTINATION_CONN_ID") or None,
+            claim_lease_seconds=_int("REPORTS_CLAIM_LEASE_SECONDS", 3600),
+            max_attempts=_int("REPORTS_MAX_ATTEMPTS", 5),
+        )

@@ -1,0 +1,330 @@
+"""Report definitions and ad-hoc requests: parsing and validation with errors that name the field."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+FORMATS = ("csv", "csv.gz", "xlsx")
+#: Fields an ad-hoc trigger may set (``airflow dags trigger reports --conf '{...}'`` or the UI form).
+REQUEST_FIELDS = ("report_id", "report_name", "sql", "parameters", "format", "recipients", "destination", "name")
+_EMAIL = re.compile(r"^[^@\s,;<>\"]+@[^@\s,;<>\"]+\.[^@\s,;<>\".]+$")
+_UNSAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+class InvalidReportError(ValueError):
+    """A report definition or an ad-hoc request is invalid; ``field`` names what is wrong."""
+
+    def __init__(self, field: str, message: str, *, report: str | None = None) -> None:
+        self.field, self.report = field, report
+        where = f"report {report!r}: " if report else ""
+        super().__init__(f"{where}field {field!r}: {message}")
+
+
+@dataclass(frozen=True)
+class Destination:
+    """An object storage location a report is copied to (``s3://bucket/prefix``, ``file:///dir``)."""
+
+    url: str
+    conn_id: str | None = None
+
+    @property
+    def scheme(self) -> str:
+        return urlsplit(self.url).scheme
+
+    def as_json(self) -> dict[str, Any]:
+        return {"url": self.url, "conn_id": self.conn_id}
+
+
+@dataclass(frozen=True)
+class ReportDefinition:
+    """What to run and where to send it: a row of ``analytics_reports`` or an ad-hoc request."""
+
+    name: str
+    sql: str
+    id: int | None = None
+    parameters: Mapping[str, Any] = field(default_factory=dict)
+    format: str = "csv"
+    schedule: str | None = None
+    timezone: str = "UTC"
+    recipients: tuple[str, ...] = ()
+    destinations: tuple[Destination, ...] = ()
+    retention_days: int = 30
+    owner: str | None = None
+    enabled: bool = True
+    statement_timeout_seconds: int | None = None
+    max_attachment_bytes: int | None = None
+    email_subject: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+    @property
+    def file_stem(self) -> str:
+        return safe_name(self.name)
+
+
+@dataclass(frozen=True)
+class ReportRequest:
+    """A validated DAG run request: ``mode`` is ``scheduled``, ``report`` (stored report) or ``inline``."""
+
+    mode: str
+    report_id: int | None = None
+    report_name: str | None = None
+    sql: str | None = None
+    parameters: Mapping[str, Any] | None = None
+    format: str | None = None
+    recipients: tuple[str, ...] | None = None
+    destination: Destination | None = None
+    name: str | None = None
+
+    def apply_overrides(self, definition: ReportDefinition) -> ReportDefinition:
+        """The stored definition with this request's format, recipients, destination and parameters."""
+        changes: dict[str, Any] = {}
+        if self.format is not None:
+            changes["format"] = self.format
+        if self.recipients is not None:
+            changes["recipients"] = self.recipients
+        if self.destination is not None:
+            changes["destinations"] = (self.destination,)
+        if self.parameters:
+            changes["parameters"] = {**definition.parameters, **self.parameters}
+        return replace(definition, **changes)
+
+    def inline_definition(self) -> ReportDefinition:
+        return ReportDefinition(
+            name=self.name or "adhoc",
+            sql=self.sql or "",
+            parameters=dict(self.parameters or {}),
+            format=self.format or "csv",
+            recipients=self.recipients or (),
+            destinations=(self.destination,) if self.destination else (),
+            retention_days=7,
+        )
+
+
+def safe_name(name: str) -> str:
+    """``name`` reduced to characters that are safe in file names and object keys."""
+    return _UNSAFE_NAME.sub("_", name).strip("._-") or "report"
+
+
+def strip_sql(sql: str) -> str:
+    """The SQL without surrounding whitespace and trailing semicolons."""
+    return sql.strip().rstrip(";").rstrip()
+
+
+# --------------------------------------------------------------------------- field validators
+
+
+def _check_format(value: Any, *, field: str = "format", report: str | None = None) -> str:
+    if value not in FORMATS:
+        raise InvalidReportError(
+            field, f"{value!r} is not a report format; expected one of {list(FORMATS)}", report=report
+        )
+    return value
+
+
+def _check_recipients(value: Any, *, field: str = "recipients", report: str | None = None) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [part for part in re.split(r"[,;\s]+", value) if part]
+    if not isinstance(value, Sequence):
+        raise InvalidReportError(
+            field, f"expected a list of email addresses, got {type(value).__name__}", report=report
+        )
+    recipients = []
+    for item in value:
+        if not isinstance(item, str) or not _EMAIL.match(item.strip()):
+            raise InvalidReportError(field, f"{item!r} is not an email address", report=report)
+        recipients.append(item.strip())
+    return tuple(dict.fromkeys(recipients))
+
+
+def parse_destination(value: Any, *, field: str = "destinations", report: str | None = None) -> Destination:
+    """A destination from ``"s3://[conn_id@]bucket/prefix"``, ``"file:///dir"`` or ``{"url", "conn_id"}``."""
+    conn_id = None
+    if isinstance(value, Mapping):
+        unknown = set(value) - {"url", "conn_id"}
+        if unknown:
+            raise InvalidReportError(
+                field, f"unknown keys {sorted(unknown)}; expected 'url' and 'conn_id'", report=report
+            )
+        conn_id = value.get("conn_id") or None
+        value = value.get("url")
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidReportError(
+            field, f"expected an object storage URL such as s3://bucket/prefix, got {value!r}", report=report
+        )
+    parts = urlsplit(value.strip())
+    if not parts.scheme or parts.scheme in ("http", "https", "mailto"):
+        raise InvalidReportError(
+            field, f"{value!r} is not an object storage URL (s3://bucket/prefix, file:///dir)", report=report
+        )
+    if parts.scheme in ("file", "local"):
+        if parts.netloc or not parts.path.startswith("/"):
+            raise InvalidReportError(
+                field, f"{value!r}: a file URL needs an absolute path (file:///dir)", report=report
+            )
+    elif not parts.hostname:
+        raise InvalidReportError(field, f"{value!r} names no bucket", report=report)
+    if parts.username:  # s3://conn_id@bucket/prefix: the connection travels separately
+        conn_id = conn_id or parts.username
+        parts = parts._replace(netloc=parts.hostname + (f":{parts.port}" if parts.port else ""))
+    if not _has_filesystem(parts.scheme):
+        raise InvalidReportError(
+            field,
+            f"no object storage filesystem is installed for {parts.scheme}:// (for s3:// install the Amazon provider)",
+            report=report,
+        )
+    return Destination(urlunsplit(parts).rstrip("/"), conn_id)
+
+
+def _has_filesystem(scheme: str) -> bool:
+    if scheme in ("file", "local"):
+        return True
+    try:
+        from airflow.sdk.io.fs import has_fs
+    except ImportError:  # pragma: no cover - the task SDK is always installed with Airflow
+        return scheme == "s3"
+    return has_fs(scheme)
+
+
+def _check_parameters(value: Any, *, field: str = "parameters", report: str | None = None) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise InvalidReportError(
+            field, f"expected a JSON object of named parameters, got {type(value).__name__}", report=report
+        )
+    for key in value:
+        if not isinstance(key, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+            raise InvalidReportError(field, f"parameter name {key!r} is not an identifier", report=report)
+    return dict(value)
+
+
+def _check_sql(value: Any, *, field: str = "sql", report: str | None = None) -> str:
+    if not isinstance(value, str) or not strip_sql(value):
+        raise InvalidReportError(field, "expected the text of one SELECT statement", report=report)
+    return strip_sql(value)
+
+
+# --------------------------------------------------------------------------- definitions
+
+
+def definition_from_row(row: Mapping[str, Any]) -> ReportDefinition:
+    """Build and validate a definition from an ``analytics_reports`` row."""
+    name = row["name"]
+    destinations = row.get("destinations") or []
+    if not isinstance(destinations, list):
+        raise InvalidReportError("destinations", "expected a JSON array", report=name)
+    definition = ReportDefinition(
+        id=row.get("id"),
+        name=name,
+        sql=row.get("sql") or "",
+        parameters=row.get("parameters") or {},
+        format=row.get("format") or "csv",
+        schedule=row.get("schedule"),
+        timezone=row.get("timezone") or "UTC",
+        recipients=tuple(row.get("recipients") or ()),
+        destinations=tuple(parse_destination(d, report=name) for d in destinations),
+        retention_days=row.get("retention_days") or 30,
+        owner=row.get("owner"),
+        enabled=row.get("enabled", True),
+        statement_timeout_seconds=row.get("statement_timeout_seconds"),
+        max_attachment_bytes=row.get("max_attachment_bytes"),
+        email_subject=row.get("email_subject"),
+        created_at=row.get("created_at"),
+        updated_at=row.get("updated_at"),
+    )
+    return validate_definition(definition)
+
+
+def validate_definition(definition: ReportDefinition) -> ReportDefinition:
+    """Check every field; return the definition with normalised SQL and recipients."""
+    from include.reports.schedule import check_schedule, check_timezone
+
+    name = definition.name
+    if not isinstance(name, str) or not name.strip():
+        raise InvalidReportError("name", "a report needs a name")
+    sql = _check_sql(definition.sql, report=name)
+    _check_format(definition.format, report=name)
+    parameters = _check_parameters(definition.parameters, report=name)
+    recipients = _check_recipients(definition.recipients, report=name)
+    check_timezone(definition.timezone, report=name)
+    if definition.schedule is not None:
+        check_schedule(definition.schedule, report=name)
+    if not isinstance(definition.retention_days, int) or definition.retention_days < 1:
+        raise InvalidReportError("retention_days", "expected a positive number of days", report=name)
+    return replace(definition, sql=sql, parameters=parameters, recipients=recipients)
+
+
+# --------------------------------------------------------------------------- ad-hoc requests
+
+
+def parse_request(conf: Mapping[str, Any] | None) -> ReportRequest:
+    """Validate a DAG run's conf (what ``--conf`` or the UI's trigger form sent) into a request.
+
+    No report, no SQL: a scheduled run. ``report_id`` or ``report_name``: that stored report now,
+    with optional ``format``, ``recipients``, ``destination`` and ``parameters`` overrides. ``sql``:
+    an ad-hoc query with its own ``format``, ``recipients``, ``destination`` and ``name``.
+    The DAG's Params (all defaulting to empty) have already checked the types when the run was
+    created; this checks what they cannot: unknown fields, combinations, addresses, URLs.
+    """
+    conf = conf or {}
+    unknown = sorted(set(conf) - set(REQUEST_FIELDS))
+    if unknown:
+        raise InvalidReportError(unknown[0], f"unknown field; expected one of {list(REQUEST_FIELDS)}")
+    values = {key: conf.get(key) for key in REQUEST_FIELDS}
+    for key in ("report_name", "sql", "name", "format", "destination"):
+        if isinstance(values[key], str) and not values[key].strip():
+            values[key] = None  # an emptied form field means "not given"
+    if values["recipients"] == []:
+        values["recipients"] = None
+
+    report_id = values["report_id"]
+    if report_id is not None and (isinstance(report_id, bool) or not isinstance(report_id, int) or report_id < 1):
+        raise InvalidReportError("report_id", f"expected a positive integer, got {report_id!r}")
+    report_name = values["report_name"]
+    if report_name is not None and not isinstance(report_name, str):
+        raise InvalidReportError("report_name", f"expected a string, got {report_name!r}")
+    if report_id is not None and report_name is not None:
+        raise InvalidReportError("report_name", "give report_id or report_name, not both")
+    sql = values["sql"]
+    if sql is not None and (report_id is not None or report_name is not None):
+        raise InvalidReportError("sql", "sql is for ad-hoc queries; leave it empty when naming a stored report")
+
+    fmt = _check_format(values["format"]) if values["format"] is not None else None
+    recipients = _check_recipients(values["recipients"]) if values["recipients"] is not None else None
+    destination = parse_destination(values["destination"], field="destination") if values["destination"] else None
+    parameters = _check_parameters(values["parameters"])
+    name = values["name"]
+    if name is not None and not isinstance(name, str):
+        raise InvalidReportError("name", f"expected a string, got {name!r}")
+
+    if sql is not None:
+        return ReportRequest(
+            mode="inline",
+            sql=_check_sql(sql),
+            parameters=parameters,
+            format=fmt,
+            recipients=recipients,
+            destination=destination,
+            name=name,
+        )
+    if report_id is not None or report_name is not None:
+        return ReportRequest(
+            mode="report",
+            report_id=report_id,
+            report_name=report_name,
+            parameters=parameters,
+            format=fmt,
+            recipients=recipients,
+            destination=destination,
+        )
+    given = [key for key in ("format", "recipients", "destination", "name") if values[key] is not None]
+    if given or parameters:
+        field_name = given[0] if given else "parameters"
+        raise InvalidReportError(field_name, "needs report_id, report_name or sql to say which report to run")
+    return ReportRequest(mode="scheduled")

@@ -1,0 +1,79 @@
+"""Report files in object storage through Airflow's ``ObjectStoragePath`` (``s3://``, ``file://``...).
+
+Publishing never exposes a partial file: on a local filesystem the file is written under a
+temporary name and renamed; object stores make an upload visible only when it completes.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from airflow.sdk import ObjectStoragePath
+
+log = logging.getLogger(__name__)
+
+_LOCAL_PROTOCOLS = ("file", "local")
+_COPY_BUFFER = 8 * 1024 * 1024
+
+
+def storage_path(url: str, conn_id: str | None = None) -> ObjectStoragePath:
+    """An ``ObjectStoragePath`` for ``url`` (a ``conn_id@`` in the URL is used when ``conn_id`` is not given)."""
+    from airflow.sdk import ObjectStoragePath
+
+    return ObjectStoragePath(url, conn_id=conn_id) if conn_id else ObjectStoragePath(url)
+
+
+def is_local(path: ObjectStoragePath) -> bool:
+    return path.protocol in _LOCAL_PROTOCOLS
+
+
+def archive_path(base_url: str, conn_id: str | None, stem: str, slot: datetime, file_name: str) -> ObjectStoragePath:
+    """Where the archived copy of a run's file lives: ``<base>/<report>/<yyyy>/<mm>/<dd>/<file>``."""
+    return storage_path(base_url, conn_id) / stem / f"{slot:%Y}" / f"{slot:%m}" / f"{slot:%d}" / file_name
+
+
+def publish(source: Path | ObjectStoragePath, target: ObjectStoragePath) -> str:
+    """Copy ``source`` to ``target`` so that ``target`` only ever appears complete; return its URL."""
+    if is_local(target):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.parent / f".{target.name}.partial"
+        try:
+            with source.open("rb") as src, partial.open("wb") as out:
+                shutil.copyfileobj(src, out, _COPY_BUFFER)
+            partial.rename(target)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+    else:
+        with source.open("rb") as src, target.open("wb") as out:
+            shutil.copyfileobj(src, out, _COPY_BUFFER)
+    return str(target)
+
+
+def delete(location: str) -> bool:
+    """Delete the file at ``location``; ``False`` if it was already gone."""
+    path = storage_path(location)
+    if not path.exists():
+        return False
+    path.unlink()
+    return True
+
+
+def link_for(path: ObjectStoragePath, expiry_seconds: int) -> str:
+    """A link to ``path`` for an email: a signed URL where the store supports it, else the URL itself."""
+    if not is_local(path):
+        try:
+            return path.sign(expiration=expiry_seconds)
+        except (NotImplementedError, AttributeError, TypeError):
+            log.info("object store of %s cannot sign URLs; linking to the URL itself", path)
+    return location_without_credentials(path)
+
+
+def location_without_credentials(path: ObjectStoragePath) -> str:
+    """The URL of ``path`` without the ``conn_id@`` that ``str()`` puts in it."""
+    return str(path).replace(f"{path.conn_id}@", "", 1) if path.conn_id else str(path)

@@ -1,0 +1,85 @@
+"""Entry points of the ``reports`` DAG's first tasks: validate the trigger, plan the runs."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from include.reports.definitions import InvalidReportError, ReportRequest, parse_request
+
+log = logging.getLogger(__name__)
+
+#: Statement timeout (seconds) for checking an ad-hoc query without running it.
+SQL_CHECK_TIMEOUT = 30
+
+
+def _fail(error: InvalidReportError):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    return AirflowFailException(f"invalid report request: {error}")
+
+
+def _request(conf: Mapping[str, Any] | None) -> ReportRequest:
+    try:
+        return parse_request(conf)
+    except InvalidReportError as error:
+        raise _fail(error) from None
+
+
+def check_inline_sql(request: ReportRequest, services=None) -> tuple[str, ...]:
+    """Prepare an ad-hoc query (read-only, not run): syntax errors and several statements name ``sql``."""
+    import psycopg
+
+    from include.reports.export import ReportQueryError, bind_sql, describe_statement
+    from include.reports.runs import Services
+
+    services = services or Services.create()
+    parameters = {"slot": datetime.now(UTC), **(request.parameters or {})}
+    try:
+        with services.hook.read_only_transaction(statement_timeout=SQL_CHECK_TIMEOUT) as conn:
+            return describe_statement(conn, bind_sql(conn, request.sql or "", parameters))
+    except ReportQueryError as error:
+        raise InvalidReportError("sql", str(error)) from None
+    except psycopg.Error as error:
+        from hooks.warehouse import is_database_failure
+
+        if is_database_failure(error):
+            raise
+        raise InvalidReportError("sql", str(error).strip()) from None
+
+
+def validate_request(conf: Mapping[str, Any] | None, services=None) -> dict[str, Any]:
+    """The first task: every field of the trigger, the named report and the ad-hoc SQL are checked."""
+    from include.reports.runs import resolve_request
+
+    request = _request(conf)
+    try:
+        definition = resolve_request(request, services=services)
+        if request.mode == "inline":
+            check_inline_sql(request, services=services)
+    except InvalidReportError as error:
+        raise _fail(error) from None
+    summary: dict[str, Any] = {"mode": request.mode}
+    if definition is not None:
+        summary.update(
+            report=definition.name,
+            report_id=definition.id,
+            format=definition.format,
+            recipients=list(definition.recipients),
+            destinations=[d.url for d in definition.destinations],
+        )
+    log.info("report request: %s", summary)
+    return summary
+
+
+def plan(conf: Mapping[str, Any] | None, *, dag_run_id: str, services=None) -> list[int]:
+    """The planning task: create the runs of this DAG run and return every run with work left."""
+    from include.reports.runs import plan_runs
+
+    request = _request(conf)
+    try:
+        return plan_runs(request, dag_run_id=dag_run_id, services=services)
+    except InvalidReportError as error:
+        raise _fail(error) from None
