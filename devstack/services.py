@@ -16,6 +16,7 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -172,20 +173,18 @@ def start_local_postgres() -> ServiceHandle:
         capture_output=True,
     )
     log.info("started project-local PostgreSQL on 127.0.0.1:%s", LOCAL_PG_PORT)
-    stop = [*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"]
-    return ServiceHandle("postgres", url, started_here=True, stop_command=stop)
+    return ServiceHandle("postgres", url, started_here=True, stop_command=_postgres_stop_command())
+
+
+def _postgres_stop_command() -> list[str]:
+    data = LOCAL_DIR / "postgres" / "data"
+    return [*_as_postgres_user(), str(_postgres_bindir() / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"]
 
 
 def ensure_postgres(configured_url: str | None = None) -> ServiceHandle:
     """A reachable PostgreSQL: the configured server, else the project-local one."""
     url = configured_url or os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL
-    if postgres_reachable(url):
-        return ServiceHandle("postgres", url, started_here=False)
-    log.warning("PostgreSQL at %s is not reachable; using a project-local cluster", _redact(url))
-    handle = start_local_postgres()
-    database = urlsplit(url).path.lstrip("/") or "analytics"
-    handle.url = _replace_db(handle.url, database)
-    return handle
+    return _ensure("postgres", url, postgres_reachable, start_local_postgres)
 
 
 # ---------------------------------------------------------------- Redis
@@ -242,24 +241,31 @@ def start_local_redis() -> ServiceHandle:
             raise ServiceError(f"project-local Redis did not start; see {base / 'redis.log'}")
         time.sleep(0.1)
     log.info("started project-local Redis on 127.0.0.1:%s", LOCAL_REDIS_PORT)
+    return ServiceHandle("redis", url, started_here=True, stop_command=_redis_stop_command())
+
+
+def _redis_stop_command() -> list[str]:
     cli = shutil.which("redis-cli")
-    stop = (
-        [cli, "-p", str(LOCAL_REDIS_PORT), "shutdown", "nosave"]
-        if cli
-        else ["sh", "-c", f"kill $(cat {base / 'redis.pid'})"]
-    )
-    return ServiceHandle("redis", url, started_here=True, stop_command=stop)
+    if cli:
+        return [cli, "-p", str(LOCAL_REDIS_PORT), "shutdown", "nosave"]
+    return ["sh", "-c", f"kill $(cat {LOCAL_DIR / 'redis' / 'redis.pid'})"]
 
 
 def ensure_redis(configured_url: str | None = None) -> ServiceHandle:
     """A reachable Redis: the configured server, else the project-local one."""
     url = configured_url or os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL
-    if redis_reachable(url):
-        return ServiceHandle("redis", url, started_here=False)
-    log.warning("Redis at %s is not reachable; using a project-local server", _redact(url))
-    handle = start_local_redis()
-    db = urlsplit(url).path.lstrip("/") or "0"
-    handle.url = f"redis://127.0.0.1:{LOCAL_REDIS_PORT}/{db}"
+    return _ensure("redis", url, redis_reachable, start_local_redis)
+
+
+def _ensure(
+    name: str, url: str, reachable: Callable[[str], bool], start_local: Callable[[], ServiceHandle]
+) -> ServiceHandle:
+    """``url`` when its server answers; else the project-local server, same database path."""
+    if reachable(url):
+        return ServiceHandle(name, url, started_here=False)
+    log.warning("%s at %s is not reachable; using a project-local server", name, _redact(url))
+    handle = start_local()
+    handle.url = urlunsplit(urlsplit(handle.url)._replace(path=urlsplit(url).path or "/"))
     return handle
 
 
@@ -274,22 +280,10 @@ def _redact(url: str) -> str:
 def stop_local_services() -> list[str]:
     """Stop the project-local PostgreSQL and Redis when they run; return what was stopped."""
     stopped = []
-    data = LOCAL_DIR / "postgres" / "data"
-    if (data / "postmaster.pid").exists():
-        bindir = _postgres_bindir()
-        subprocess.run(
-            [*_as_postgres_user(), str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"],
-            check=False,
-            capture_output=True,
-        )
+    if (LOCAL_DIR / "postgres" / "data" / "postmaster.pid").exists():
+        ServiceHandle("postgres", "", True, _postgres_stop_command()).stop()
         stopped.append("postgres")
     if redis_reachable(f"redis://127.0.0.1:{LOCAL_REDIS_PORT}/0"):
-        handle = ServiceHandle(
-            "redis",
-            "",
-            True,
-            [shutil.which("redis-cli") or "redis-cli", "-p", str(LOCAL_REDIS_PORT), "shutdown", "nosave"],
-        )
-        handle.stop()
+        ServiceHandle("redis", "", True, _redis_stop_command()).stop()
         stopped.append("redis")
     return stopped

@@ -40,6 +40,13 @@ def database_url(test_env: environment.TestEnvironment) -> str:
 
 
 @pytest.fixture
+def scratch_database(test_env: environment.TestEnvironment) -> Iterator[str]:
+    """The URL of an empty PostgreSQL database of this test's own (dropped afterwards)."""
+    with environment.scratch_database(test_env) as url:
+        yield url
+
+
+@pytest.fixture
 def db(database_url: str) -> Iterator:
     """An autocommit psycopg connection to the session's warehouse database."""
     import psycopg
@@ -98,7 +105,7 @@ def api_server(test_env: environment.TestEnvironment) -> Iterator:
 @pytest.fixture
 def statsd() -> Iterator:
     """Airflow's stats client in this process pointed at a UDP listener that records every packet."""
-    from tests.support.statsd import capture_statsd
+    from tests.support.statsd_exporter import capture_statsd
 
     with capture_statsd() as listener:
         yield listener

@@ -8,7 +8,6 @@ its queue while no pool ever ran more tasks than its slots.
 
 from __future__ import annotations
 
-import secrets
 import threading
 import time
 from collections import Counter, defaultdict
@@ -16,7 +15,6 @@ from collections import Counter, defaultdict
 import psycopg
 import pytest
 import requests
-from psycopg import sql
 
 from devstack.stack import LocalStack, worker_concurrency
 from include.categories import CATEGORIES
@@ -29,25 +27,14 @@ RUN_TIMEOUT = 600
 
 
 @pytest.fixture
-def metadata_db(test_env):
-    name = f"airflow_celery_{secrets.token_hex(4)}"
-    with psycopg.connect(test_env.admin_database_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    url = test_env.admin_database_url.rsplit("/", 1)[0] + f"/{name}"
-    yield url
-    with psycopg.connect(test_env.admin_database_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-
-
-@pytest.fixture
-def celery_stack(test_env, metadata_db, tmp_path):
+def celery_stack(test_env, scratch_database, tmp_path):
     stack = LocalStack(
         tmp_path,
         database_url=test_env.database_url,
         redis_url=test_env.redis_url,
         port=free_port(),
         executor="celery",
-        metadata_db_url=metadata_db.replace("postgresql://", "postgresql+psycopg://", 1),
+        metadata_db_url=scratch_database.replace("postgresql://", "postgresql+psycopg://", 1),
         broker_url=test_env.redis_url,
     )
     try:
@@ -79,7 +66,7 @@ class PoolSampler(threading.Thread):
                 time.sleep(0.2)
 
 
-def test_every_dag_runs_on_its_queue_workers_within_pool_limits(celery_stack, metadata_db):
+def test_every_dag_runs_on_its_queue_workers_within_pool_limits(celery_stack, scratch_database):
     stack, password = celery_stack
     token = requests.post(
         f"{stack.url}/auth/token", json={"username": "admin", "password": password}, timeout=10
@@ -94,7 +81,7 @@ def test_every_dag_runs_on_its_queue_workers_within_pool_limits(celery_stack, me
             assert time.monotonic() < deadline, f"{dag_id} was never parsed; see {stack.log_dir}"
             time.sleep(1)
 
-    sampler = PoolSampler(metadata_db)
+    sampler = PoolSampler(scratch_database)
     sampler.start()
     runs = {}
     for dag_id in dag_ids:
@@ -115,7 +102,7 @@ def test_every_dag_runs_on_its_queue_workers_within_pool_limits(celery_stack, me
     sampler.join(5)
     assert states == dict.fromkeys(runs, "success"), f"run states {states}; logs in {stack.log_dir}"
 
-    with psycopg.connect(metadata_db) as conn:
+    with psycopg.connect(scratch_database) as conn:
         rows = conn.execute(
             """
             SELECT ti.dag_id, ti.task_id, ti.queue, ti.pool, meta.worker, meta.queue

@@ -3,25 +3,12 @@
 from __future__ import annotations
 
 import multiprocessing
-import secrets
 from pathlib import Path
 
 import psycopg
 import pytest
-from psycopg import sql
 
 from include.migrations import MigrationError, apply_migrations, discover_migrations
-
-
-@pytest.fixture
-def empty_database(test_env):
-    name = f"migrations_{secrets.token_hex(4)}"
-    with psycopg.connect(test_env.admin_database_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    url = test_env.admin_database_url.rsplit("/", 1)[0] + f"/{name}"
-    yield url
-    with psycopg.connect(test_env.admin_database_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 def _apply_after_barrier(url: str, barrier, results) -> None:  # runs in a child process
@@ -30,10 +17,12 @@ def _apply_after_barrier(url: str, barrier, results) -> None:  # runs in a child
         results.put(apply_migrations(conn))
 
 
-def test_two_processes_applying_at_once_apply_each_version_exactly_once(empty_database):
+def test_two_processes_applying_at_once_apply_each_version_exactly_once(scratch_database):
     context = multiprocessing.get_context("spawn")
     barrier, results = context.Barrier(2), context.Queue()
-    workers = [context.Process(target=_apply_after_barrier, args=(empty_database, barrier, results)) for _ in range(2)]
+    workers = [
+        context.Process(target=_apply_after_barrier, args=(scratch_database, barrier, results)) for _ in range(2)
+    ]
     for worker in workers:
         worker.start()
     for worker in workers:
@@ -42,7 +31,7 @@ def test_two_processes_applying_at_once_apply_each_version_exactly_once(empty_da
     applied = sorted([results.get(timeout=5), results.get(timeout=5)], key=len)
     expected = [m.version for m in discover_migrations()]
     assert applied == [[], expected]  # one process did all the work, the other found nothing to do
-    with psycopg.connect(empty_database) as conn:
+    with psycopg.connect(scratch_database) as conn:
         rows = conn.execute("SELECT version, count(*) FROM schema_migrations GROUP BY version ORDER BY 1").fetchall()
         tables = {r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
     assert rows == [(v, 1) for v in expected]
@@ -57,28 +46,28 @@ def test_two_processes_applying_at_once_apply_each_version_exactly_once(empty_da
     } <= tables
 
 
-def test_applying_again_is_a_no_op(empty_database):
-    with psycopg.connect(empty_database) as conn:
+def test_applying_again_is_a_no_op(scratch_database):
+    with psycopg.connect(scratch_database) as conn:
         first = apply_migrations(conn)
         second = apply_migrations(conn)
     assert first and second == []
 
 
-def test_an_applied_migration_that_was_edited_is_refused(empty_database, tmp_path: Path):
+def test_an_applied_migration_that_was_edited_is_refused(scratch_database, tmp_path: Path):
     migration = tmp_path / "V001__first.sql"
     migration.write_text("CREATE TABLE first_table (id int);")
-    with psycopg.connect(empty_database) as conn:
+    with psycopg.connect(scratch_database) as conn:
         assert apply_migrations(conn, discover_migrations(tmp_path)) == [1]
         migration.write_text("CREATE TABLE first_table (id bigint);")
         with pytest.raises(MigrationError, match="V001 .*first.* was edited"):
             apply_migrations(conn, discover_migrations(tmp_path))
 
 
-def test_a_failing_migration_leaves_no_version_row_and_stops(empty_database, tmp_path: Path):
+def test_a_failing_migration_leaves_no_version_row_and_stops(scratch_database, tmp_path: Path):
     (tmp_path / "V001__good.sql").write_text("CREATE TABLE good (id int);")
     (tmp_path / "V002__bad.sql").write_text("CREATE TABLE bad (id int); SELECT * FROM missing_table;")
     (tmp_path / "V003__later.sql").write_text("CREATE TABLE later (id int);")
-    with psycopg.connect(empty_database) as conn:
+    with psycopg.connect(scratch_database) as conn:
         with pytest.raises(psycopg.errors.UndefinedTable):
             apply_migrations(conn, discover_migrations(tmp_path))
         versions = [v for (v,) in conn.execute("SELECT version FROM schema_migrations")]

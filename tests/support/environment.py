@@ -13,6 +13,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -108,6 +110,22 @@ def _prepare(env: TestEnvironment) -> None:
         env=os.environ.copy(),
         cwd=PROJECT_ROOT,
     )
+
+
+@contextmanager
+def scratch_database(env: TestEnvironment, prefix: str = "scratch") -> Iterator[str]:
+    """Create an empty database on the session's server; drop it on exit."""
+    import psycopg
+    from psycopg import sql
+
+    name = f"{prefix}_{secrets.token_hex(4)}"
+    with psycopg.connect(env.admin_database_url, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield _with_db(env.admin_database_url, name)
+    finally:
+        with psycopg.connect(env.admin_database_url, autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 def tear_down(env: TestEnvironment) -> None:

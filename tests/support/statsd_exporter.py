@@ -17,9 +17,13 @@
 
 from __future__ import annotations
 
+import os
 import re
 import socket
 import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -251,6 +255,19 @@ class PacketCapture:
                 continue
             self.packets.extend(parse_packets(data.decode("utf-8", "replace")))
 
+    def names(self) -> set[str]:
+        return {p.name for p in self.packets}
+
+    def wait_for(self, name: str, timeout: float = 5) -> Packet:
+        """The first packet called ``name``, waiting up to ``timeout`` seconds for it."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for packet in list(self.packets):
+                if packet.name == name:
+                    return packet
+            time.sleep(0.05)
+        raise AssertionError(f"no StatsD packet {name!r}; got {sorted(self.names())}")
+
     def __enter__(self) -> PacketCapture:
         self._thread.start()
         return self
@@ -259,3 +276,30 @@ class PacketCapture:
         self._stop.set()
         self._thread.join()
         self._socket.close()
+
+
+@contextmanager
+def capture_statsd(prefix: str = "airflow") -> Iterator[PacketCapture]:
+    """Point this process's Airflow stats client at a fresh capture for the duration of the block."""
+    from airflow.sdk.observability import stats
+    from airflow.sdk.observability.metrics import stats_utils
+
+    with PacketCapture() as capture:
+        settings = {
+            "AIRFLOW__METRICS__STATSD_ON": "True",
+            "AIRFLOW__METRICS__STATSD_HOST": "127.0.0.1",
+            "AIRFLOW__METRICS__STATSD_PORT": str(capture.port),
+            "AIRFLOW__METRICS__STATSD_PREFIX": prefix,
+        }
+        saved = {key: os.environ.get(key) for key in settings}
+        os.environ.update(settings)
+        stats.initialize(factory=stats_utils.get_stats_factory(), export_legacy_names=True)
+        try:
+            yield capture
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+            stats.initialize(factory=stats_utils.get_stats_factory(), export_legacy_names=True)
