@@ -3,6 +3,7 @@
 python -m include migrate                    apply the platform schema migrations (DATABASE_URL)
 python -m include breakers status [--json]   every circuit breaker and target (REDIS_URL)
 python -m include breakers reset NAME [--target TARGET]
+python -m include alerts validate|sync|list|check|outbox|deliver|create-row-count|create-freshness
 """
 
 from __future__ import annotations
@@ -71,6 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     reset.add_argument("name", help="breaker name, e.g. database")
     reset.add_argument("--target", help="only this target (default: every target of the breaker)")
     breakers.set_defaults(func=_breakers)
+    from include.alerts.cli import add_parser as add_alerts_parser
+
+    add_alerts_parser(sub)
     return parser
 
 

@@ -56,13 +56,13 @@ def is_delivery_failure(error: BaseException) -> bool:
     return isinstance(error, (OSError, TimeoutError))
 
 
-def _breaker(target: str):
+def delivery_breaker(target: str):
     from hooks.circuit_breaker import CircuitBreaker
 
     return CircuitBreaker("external_api", target, is_failure=is_delivery_failure)
 
 
-def _host_of(url: str) -> str:
+def host_of(url: str) -> str:
     parts = urlsplit(url)
     host = parts.hostname or "unknown"
     return f"{host}:{parts.port}" if parts.port else host
@@ -89,8 +89,8 @@ def send_slack(channel: Mapping[str, Any], payload: Mapping[str, Any]) -> None:
     from airflow.providers.slack.hooks.slack_webhook import SlackWebhookHook
 
     client = SlackWebhookHook(slack_webhook_conn_id=conn_id, timeout=SEND_TIMEOUT, retry_handlers=[]).get_conn()
-    host = _host_of(client.url)
-    with _breaker(host).guard():
+    host = host_of(client.url)
+    with delivery_breaker(host).guard():
         response = client.send_dict(dict(payload))
         status = response.status_code
         if status >= 500 or status == 429:
@@ -111,7 +111,7 @@ def _send_slack_api(conn_id: str, channel: Mapping[str, Any], payload: Mapping[s
         raise DeliveryError(f"Slack API connection {conn_id!r} needs a 'channel' in the alert's channel definition")
     hook = SlackHook(slack_conn_id=conn_id, timeout=SEND_TIMEOUT, retry_handlers=[])
     base_url = hook.get_conn().base_url
-    with _breaker(_host_of(base_url)).guard():
+    with delivery_breaker(host_of(base_url)).guard():
         try:
             hook.call(
                 "chat.postMessage",
@@ -159,7 +159,7 @@ def send_email(
         raise DeliveryError("email channel has no 'to' address")
     conn = BaseHook.get_connection(conn_id)
     message = build_email(payload, list(to), idempotency_key, headers)
-    with _breaker(f"smtp:{conn.host}:{conn.port or 25}").guard(), AlertEmailHook(smtp_conn_id=conn_id) as hook:
+    with delivery_breaker(f"smtp:{conn.host}:{conn.port or 25}").guard(), AlertEmailHook(smtp_conn_id=conn_id) as hook:
         hook.send_message(message)
 
 

@@ -115,10 +115,10 @@ def next_state(before: AlertSnapshot, policy: AlertPolicy, outcome: Outcome, now
                 return Transition("fired", before, after, None, mute_note)
             after = replace(after, incident_notified_at=now, last_notified_at=now)
             return Transition("fired", before, after, "fired")
+        # pending: met, but not yet for enough checks in a row; not firing, so ok
         pending = f"condition met {met} of {policy.consecutive_checks} consecutive checks"
-        if before.state == "error":
-            return Transition("resolved", before, _moved(after, "unknown", now), None, pending)
-        return Transition("check", before, after, None, pending)
+        kind = "resolved" if before.state == "error" else "check"
+        return Transition(kind, before, _moved(after, "ok", now), None, pending)
 
     clear = before.consecutive_clear + 1
     after = replace(before, consecutive_met=0, consecutive_clear=clear, last_value=value, last_error=None)
