@@ -1,7 +1,8 @@
 """Deliver the notification outbox: claim due rows atomically, send them, record the outcome.
 
 A row is claimed with one ``UPDATE ... WHERE id IN (SELECT ... FOR UPDATE SKIP LOCKED) RETURNING``
-that sets it to ``sending`` and commits *before* anything is sent. Only ``pending`` rows are
+that sets it to ``sending`` and commits *before* anything is sent (one row per claim, so a worker
+that dies mid-send leaves at most the row it was sending in doubt). Only ``pending`` rows are
 claimed, so a retried task, a second worker or a concurrent DAG run never sends a row that was
 claimed already: a notification is sent at most once. After the send the row becomes
 ``delivered`` (with the time) or, on failure, ``pending`` again with its attempt count and an
@@ -119,9 +120,9 @@ def deliver_pending(
     outbox = _Outbox(hook)
     try:
         while True:
-            rows = outbox.execute(
-                "claim_notifications", {"claimed_by": worker, "limit": settings.claim_batch, "seen": seen}
-            )
+            # One row per claim: a worker that dies mid-send leaves only the row it was sending in
+            # doubt, never a claimed batch of rows it had not started.
+            rows = outbox.execute("claim_notifications", {"claimed_by": worker, "limit": 1, "seen": seen})
             if not rows:
                 break
             for row in rows:

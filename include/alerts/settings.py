@@ -46,7 +46,6 @@ class AlertSettings:
     retry_max: float = 3600.0
     max_attempts: int = 10
     sending_lease: float = 600.0
-    claim_batch: int = 50
 
     @classmethod
     def from_env(cls) -> AlertSettings:
