@@ -318,3 +318,23 @@ def test_a_broken_template_falls_back_to_the_default_text(db):
     evaluate([alert])
     [slack] = notifications(db, alert)
     assert slack["payload"]["text"].startswith("[FIRING][warning] templated: value 5")
+
+
+def test_due_alerts_respect_check_interval_enabled_and_the_run(db):
+    from hooks.warehouse import WarehouseHook
+    from include.alerts.evaluate import due_alert_ids, plan_batches
+
+    every_run = make_alert(db, "every_run", "SELECT 1", ">", 0)
+    hourly = make_alert(db, "hourly", "SELECT 1", ">", 0, check_interval="1h")
+    disabled = make_alert(db, "disabled", "SELECT 1", ">", 0, enabled=False)
+    hook = WarehouseHook()
+
+    assert due_alert_ids(hook, "run-1") == [every_run, hourly]
+    evaluate([every_run, hourly], run_id="run-1")
+    assert due_alert_ids(hook, "run-1") == []  # a retry of the same run has nothing left
+    assert due_alert_ids(hook, "run-2") == [every_run]  # the hourly one checked a moment ago
+    assert due_alert_ids(hook, "run-2", ["hourly", "disabled"]) == [hourly]  # named: checked now, if enabled
+    db.execute("UPDATE analytics_alerts SET last_evaluated_at = now() - interval '55 minutes' WHERE id = %s", [hourly])
+    assert due_alert_ids(hook, "run-3") == [every_run, hourly]  # within 10 percent of its interval
+    assert disabled not in due_alert_ids(hook, "run-4")
+    assert plan_batches(list(range(1, 8)), 3) == [[1, 2, 3], [4, 5, 6], [7]]

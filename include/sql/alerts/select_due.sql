@@ -1,5 +1,5 @@
 -- Enabled alerts due for a check in this DAG run: not yet checked in it, and their own
--- check_interval (if any) has passed (10 % slack so a 5-minute alert on a 5-minute schedule
+-- check_interval (if any) has passed (10 percent slack so a 5-minute alert on a 5-minute schedule
 -- is not skipped for arriving a second early). Named alerts are checked regardless of interval.
 SELECT id
 FROM analytics_alerts
