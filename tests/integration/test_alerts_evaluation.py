@@ -61,6 +61,7 @@ CASES = [
     ("is_not_null", None, "NULL::text", False),
     (">", 0, "true", True),  # booleans count as 1 / 0
     ("<", 10, "'4.5'", True),  # numeric text is a number
+    (">", 0, "(SELECT count(*) FROM pg_class WHERE relname LIKE 'pg_%')", True),  # % is not a placeholder
 ]
 
 
@@ -338,3 +339,20 @@ def test_due_alerts_respect_check_interval_enabled_and_the_run(db):
     assert due_alert_ids(hook, "run-3") == [every_run, hourly]  # within 10 percent of its interval
     assert disabled not in due_alert_ids(hook, "run-4")
     assert plan_batches(list(range(1, 8)), 3) == [[1, 2, 3], [4, 5, 6], [7]]
+
+
+def test_history_past_each_alerts_retention_is_purged_but_undelivered_notifications_stay(db):
+    from include.alerts.outbox import purge_history
+
+    short = make_alert(db, "short_memory", "SELECT 5", ">", 1, log_retention_days=1, channels=SLACK)
+    long = make_alert(db, "long_memory", "SELECT 5", ">", 1, log_retention_days=30, channels=SLACK)
+    evaluate([short, long])  # fired: one pending notification each
+    evaluate([short, long])  # a plain check each
+    db.execute("UPDATE analytics_alert_events SET evaluated_at = now() - interval '3 days'")
+    db.execute("UPDATE analytics_alert_notifications SET status = 'delivered' WHERE alert_id = %s", [long])
+
+    assert purge_history() == 1  # only short_memory's plain check: its firing's notification is still pending
+    assert [e["kind"] for e in events(db, short)] == ["fired"]
+    assert len(events(db, long)) == 2
+    db.execute("UPDATE analytics_alert_notifications SET status = 'delivered'")
+    assert purge_history() == 1 and events(db, short) == [] and notifications(db, short) == []
