@@ -20,8 +20,8 @@ queue (concurrency 4). Definitions live in `analytics_alerts`; alerts kept as co
   the `external_api` breaker of each host; failures stay pending with backoff; nothing is sent
   twice.
 * **purge_history**: drops events older than each alert's `log_retention_days`.
-* **report_definition_errors**: fails (without retrying) when a definition file was bad, so the
-  failure callback tells the platform channels.
+* **report_definition_errors**: fails (without retrying) when a definition error appears, so the
+  failure callback tells the platform channels once; errors already reported only log a warning.
 
 **Schedule**: every 5 minutes (an alert's own `check_interval` can make it less frequent).
 **Pool**: `alerts` (4 slots). Trigger with the form (Params) to evaluate chosen alerts now, to
@@ -39,7 +39,6 @@ reschedule*) or leave notifications pending; see `python -m include breakers sta
 from __future__ import annotations
 
 from airflow.sdk import Param, task
-from airflow.sdk.exceptions import AirflowFailException
 
 from include.categories import platform_dag
 
@@ -48,7 +47,6 @@ with platform_dag(
     category="alerts",
     schedule="*/5 * * * *",
     doc_md=__doc__,
-    tags=["catalog"],
     params={
         "only_alerts": Param(
             [],
@@ -145,11 +143,10 @@ with platform_dag(
 
     @task(trigger_rule="all_done")
     def report_definition_errors(report: dict) -> None:
-        """Fail (no retry) when a definition was bad, so the failure callback notifies."""
-        if report["errors"]:
-            raise AirflowFailException(
-                f"{len(report['errors'])} alert definition error(s):\n" + "\n".join(report["errors"])
-            )
+        """Fail (no retry) when a definition error is new, so the failure callback tells the platform once."""
+        from include.alerts.tasks import report_definition_errors as report_errors
+
+        report_errors(report)
 
     synced = sync_definitions()
     batches = plan_batches()

@@ -309,7 +309,8 @@ def load_definitions(
         try:
             document = yaml.safe_load(path.read_text(encoding="utf-8"))
         except (yaml.YAMLError, UnicodeDecodeError) as error:
-            result.errors.append(DefinitionError(source, None, None, f"not valid YAML: {error}"))
+            detail = " ".join(str(error).split())  # one line: PyYAML's message spans several
+            result.errors.append(DefinitionError(source, None, None, f"not valid YAML: {detail}"))
             result.unreadable_files.add(source)
             continue
         alerts = document.get("alerts") if isinstance(document, Mapping) else None

@@ -34,6 +34,8 @@ class SyncReport:
     unchanged: list[str] = field(default_factory=list)
     disabled: list[str] = field(default_factory=list)
     errors: list[DefinitionError] = field(default_factory=list)
+    #: errors the previous sync did not report (the DAG alerts on these only, not every 5 minutes)
+    new_errors: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -42,6 +44,7 @@ class SyncReport:
             "unchanged": len(self.unchanged),
             "disabled": self.disabled,
             "errors": [str(e) for e in self.errors],
+            "new_errors": self.new_errors,
         }
 
 
@@ -107,6 +110,9 @@ def sync_definitions(
             load_sql("alerts/disable_removed.sql"), {"keep": keep, "unreadable": sorted(loaded.unreadable_files)}
         ).fetchall()
         report.disabled = [name for (name,) in rows]
+        previous = conn.execute(load_sql("alerts/select_last_sync_errors.sql")).fetchone()
+        known = set(previous[0] or []) if previous else set()
+        report.new_errors = [str(e) for e in report.errors if str(e) not in known]
         conn.execute(
             load_sql("alerts/insert_sync_log.sql"),
             {

@@ -75,3 +75,15 @@ def evaluate(alert_ids: list[int], context: Mapping[str, Any]) -> dict[str, Any]
     url = evaluation_url(ti.dag_id, context["run_id"], ti.task_id, getattr(ti, "map_index", None))
     evaluation = EvaluationContext(run_id=context["run_id"], url=url, dry_run=bool(context["params"].get("dry_run")))
     return evaluate_alerts(alert_ids, evaluation).as_dict()
+
+
+def report_definition_errors(report: Mapping[str, Any]) -> None:
+    """Fail without retrying when the sync found new definition errors; known ones only warn."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    errors, new = report.get("errors") or [], report.get("new_errors") or []
+    if new:
+        listed = "\n".join(f"{'NEW ' if e in new else ''}{e}" for e in errors)
+        raise AirflowFailException(f"{len(new)} new alert definition error(s) ({len(errors)} in all):\n{listed}")
+    if errors:
+        log.warning("%d alert definition error(s), reported before:\n%s", len(errors), "\n".join(errors))

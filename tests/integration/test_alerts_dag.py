@@ -146,3 +146,12 @@ def test_alerts_dag_syncs_creates_evaluates_delivers_and_reports_bad_definitions
         [result.run_id],
     ).fetchone()
     assert sync_log[0] == "failed" and "bad_alert" in sync_log[1]
+
+    # The next run: nothing new to say. The known definition error is not reported again, the
+    # still-firing alerts (no rearm) are not notified again, and nothing is delivered twice.
+    requests, mails = len(http_server.requests), len(smtp_server.messages)
+    second = run_dag("alerts", conf={"create_alert": "none", "only_alerts": []})
+    assert second.state == "success", second.task_states
+    assert (len(http_server.requests), len(smtp_server.messages)) == (requests, mails)
+    kinds = db.execute("SELECT kind FROM analytics_alert_events WHERE dag_run_id = %s", [second.run_id]).fetchall()
+    assert sorted(k for (k,) in kinds) == ["check", "check", "check"]

@@ -105,6 +105,10 @@ def test_valid_files_sync_and_a_bad_alert_is_named_while_the_others_sync(db, tmp
     ).fetchall()
     assert len(log) == 1 and log[0][0] == "failed"
     assert "broken_channel" in log[0][1] and "broken.yaml" in log[0][1]
+    assert len(report.new_errors) == 3
+
+    again = _sync(tmp_path)  # the same errors again: nothing new to alert on
+    assert len(again.errors) == 3 and again.new_errors == []
 
 
 def test_changes_update_unchanged_are_left_and_removed_alerts_are_disabled(db, tmp_path):
