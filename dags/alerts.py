@@ -67,7 +67,8 @@ with platform_dag(
             minimum=1,
             maximum=1000,
             title="Alerts per evaluation task",
-            description="Each mapped evaluation task checks this many alerts; 4 tasks run at a time (alerts pool).",
+            description="At most this many alerts per mapped evaluation task (smaller batches, not below 25, "
+            "when that keeps all 4 alerts pool slots busy).",
         ),
         "create_alert": Param(
             "none",

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 import uuid
 from collections.abc import Iterable, Sequence
@@ -380,9 +381,14 @@ def due_alert_ids(hook: WarehouseHook, run_id: str, names: Iterable[str] = ()) -
     return [row[0] for row in rows]
 
 
-def plan_batches(alert_ids: Sequence[int], batch_size: int) -> list[list[int]]:
-    """Split ``alert_ids`` into batches of at most ``batch_size`` (each one mapped task)."""
+def plan_batches(alert_ids: Sequence[int], batch_size: int, slots: int = 4, min_batch: int = 25) -> list[list[int]]:
+    """Split ``alert_ids`` into batches (one mapped task each) of at most ``batch_size``.
+
+    Batches are made smaller so that every one of the pool's ``slots`` gets work, but not below
+    ``min_batch`` alerts (a task costs more than checking a few alerts).
+    """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     ids = list(alert_ids)
-    return [ids[i : i + batch_size] for i in range(0, len(ids), batch_size)]
+    size = min(batch_size, max(min_batch, math.ceil(len(ids) / max(slots, 1))))
+    return [ids[i : i + size] for i in range(0, len(ids), size)]

@@ -59,10 +59,12 @@ def plan(run_id: str, params: Mapping[str, Any]) -> list[list[int]]:
     """Batches of the alerts due in this run."""
     from hooks.warehouse import WarehouseHook
     from include.alerts.evaluate import due_alert_ids, plan_batches
+    from include.categories import CATEGORIES
 
     names = list(params.get("only_alerts") or [])
     ids = due_alert_ids(WarehouseHook(application_name="alerts-plan"), run_id, names)
-    batches = plan_batches(ids, int(params.get("batch_size") or 100))
+    slots = CATEGORIES["alerts"].pool_slots
+    batches = plan_batches(ids, int(params.get("batch_size") or 100), slots=slots)
     log.info("%d alerts due, in %d batches", len(ids), len(batches))
     return batches
 

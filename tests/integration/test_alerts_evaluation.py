@@ -339,6 +339,9 @@ def test_due_alerts_respect_check_interval_enabled_and_the_run(db):
     assert due_alert_ids(hook, "run-3") == [every_run, hourly]  # within 10 percent of its interval
     assert disabled not in due_alert_ids(hook, "run-4")
     assert plan_batches(list(range(1, 8)), 3) == [[1, 2, 3], [4, 5, 6], [7]]
+    assert [len(b) for b in plan_batches(list(range(200)), 100)] == [50, 50, 50, 50]  # every pool slot busy
+    assert [len(b) for b in plan_batches(list(range(60)), 100)] == [25, 25, 10]  # but no tiny batches
+    assert [len(b) for b in plan_batches(list(range(1000)), 100)] == [100] * 10
 
 
 def test_history_past_each_alerts_retention_is_purged_but_undelivered_notifications_stay(db):
