@@ -252,3 +252,20 @@ def test_the_slack_api_connection_posts_to_the_named_channel(db, monkeypatch, ht
     assert post.path == "/api/chat.postMessage" and post.header("Authorization") == "Bearer xoxb-test-token"
     body = post.json()
     assert body["channel"] == "#data-alerts" and body["blocks"][0]["type"] == "header"
+
+
+def test_concurrent_delivery_workers_never_send_a_notification_twice(db, channels):
+    from concurrent.futures import ThreadPoolExecutor
+
+    http_server, _ = channels
+    ids = [make_alert(db, f"busy_{i:02d}", "SELECT 1", ">", 0, channels=[{"type": "slack"}]) for i in range(24)]
+    evaluate(ids)
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        summaries = list(pool.map(lambda n: deliver_pending(settings=TEST_SETTINGS, worker=f"w{n}"), range(3)))
+
+    assert sum(s.delivered for s in summaries) == 24
+    texts = [r.json()["text"] for r in _slack_posts(http_server)]
+    assert len(texts) == len(set(texts)) == 24
+    claimed_by = {r["claimed_by"] for r in notifications(db)}
+    assert claimed_by <= {"w0", "w1", "w2"}
