@@ -108,15 +108,18 @@ def describe_sql_error(error: BaseException, timeout: float) -> str:
     return f"{type(error).__name__}: {first_line}"
 
 
-def run_alert_query(hook: WarehouseHook, sql: str, timeout: float) -> QueryResult:
-    """Run one alert's SQL read-only with a statement timeout; its own errors become the result."""
+def run_alert_query(hook: WarehouseHook, sql: str, timeout: float, connection: Any = None) -> QueryResult:
+    """Run one alert's SQL read-only with a statement timeout; its own errors become the result.
+
+    ``connection``: an open connection of ``hook`` to reuse (a batch shares one); default: a new one.
+    """
     from hooks.circuit_breaker import CircuitOpenError
     from hooks.warehouse import is_database_failure, run_single_statement
 
     started = time.perf_counter()
     value = error = None
     try:
-        with hook.read_only_transaction(statement_timeout=timeout) as conn:
+        with hook.read_only_transaction(statement_timeout=timeout, connection=connection) as conn:
             cursor = run_single_statement(conn, sql)
             if cursor.description is None:
                 error = "the statement returned no result; an alert query must return one value"
@@ -354,8 +357,13 @@ def evaluate_alerts(
     with hook.transaction(statement_timeout=60) as conn, conn.cursor(row_factory=dict_row) as cur:
         definitions = cur.execute(load_sql("alerts/select_for_evaluation.sql"), {"ids": list(alert_ids)}).fetchall()
     results: dict[int, QueryResult] = {}
-    for definition in definitions:
-        results[definition["id"]] = run_alert_query(hook, definition["sql"], float(definition["timeout_seconds"]))
+    connection = hook.get_conn()  # one connection for the batch; one read-only transaction per alert
+    try:
+        for definition in definitions:
+            timeout = float(definition["timeout_seconds"])
+            results[definition["id"]] = run_alert_query(hook, definition["sql"], timeout, connection)
+    finally:
+        connection.close()
     with hook.transaction(statement_timeout=120, lock_timeout=30) as conn:
         record_results(conn, results, context, summary)
     elapsed_ms = (time.perf_counter() - started) * 1000
