@@ -78,6 +78,8 @@ class BatchSummary:
     transitions: dict[str, int] = field(default_factory=dict)
     notifications: int = 0
     errors: list[str] = field(default_factory=list)
+    #: alerts that started firing in this batch, by severity
+    fired: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -325,6 +327,8 @@ def record_results(
         summary.evaluated += 1
         outcome_label = "error" if outcome.error else ("met" if met else "clear")
         summary.outcomes[outcome_label] = summary.outcomes.get(outcome_label, 0) + 1
+        if transition.kind == "fired" and transition.before.state != "triggered":
+            summary.fired[row["severity"]] = summary.fired.get(row["severity"], 0) + 1
         if transition.kind != "check":
             summary.transitions[transition.kind] = summary.transitions.get(transition.kind, 0) + 1
             log.info(
@@ -371,6 +375,8 @@ def evaluate_alerts(
         metrics.incr("alerts.evaluated", count, outcome=outcome)
     for kind, count in summary.transitions.items():
         metrics.incr("alerts.transitions", count, kind=kind)
+    for severity, count in summary.fired.items():
+        metrics.incr("alerts.triggered", count, severity=severity)
     metrics.timing("alerts.batch_duration", elapsed_ms)
     log.info(
         "evaluated %d alerts in %.0f ms (%s); %d notifications queued",

@@ -73,6 +73,7 @@ def test_each_comparison_and_null_condition(db):
     summary = evaluate(list(ids.values()))
 
     assert summary.evaluated == len(CASES) and summary.errors == []
+    assert summary.fired == {"warning": sum(fires for *_, fires in CASES)}  # the alerts.triggered metric
     for index, (condition, threshold, value, fires) in enumerate(CASES):
         row = alert_row(db, ids[index])
         expected = "triggered" if fires else "ok"

@@ -16,6 +16,7 @@ MAPPING = Path(__file__).resolve().parents[2] / "monitoring" / "statsd_mapping.y
 EMITTED = [
     ("alerts.evaluated", {"outcome": "met"}, "platform_alerts_evaluated", {"outcome": "met"}),
     ("alerts.transitions", {"kind": "fired"}, "platform_alerts_transitions", {"kind": "fired"}),
+    ("alerts.triggered", {"severity": "critical"}, "platform_alerts_triggered", {"severity": "critical"}),
     (
         "alerts.notifications",
         {"channel": "slack", "outcome": "delivered"},
