@@ -141,11 +141,16 @@ def platform_dag(
     """Build a DAG with its category's defaults (pool, queue, retries, timeouts, owner, tags).
 
     ``default_args`` entries override the category's. Extra keyword arguments go to ``DAG``.
+    Every task also gets the platform's failure callback (Slack and email; see
+    ``plugins/notifiers/task_failure.py``).
     """
     from airflow.sdk import DAG
 
+    from notifiers.task_failure import TaskFailureNotifier
+
     policy = get_category(category)
     args = policy.default_args()
+    args["on_failure_callback"] = [TaskFailureNotifier()]
     args.update(default_args or {})
     return DAG(
         dag_id=dag_id,

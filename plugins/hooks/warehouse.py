@@ -98,14 +98,20 @@ class WarehouseHook(PostgresHook):
             conn.close()
 
     @contextmanager
-    def read_only_transaction(self, *, statement_timeout: float) -> Iterator[psycopg.Connection]:
+    def read_only_transaction(
+        self, *, statement_timeout: float, connection: psycopg.Connection | None = None
+    ) -> Iterator[psycopg.Connection]:
         """A connection in a READ ONLY transaction with a statement timeout, for user-supplied SQL.
 
         The transaction is read-only from its first statement on, so a later
         ``SET TRANSACTION READ WRITE`` is refused by the server; combine with
         :func:`run_single_statement` so that the SQL cannot end the transaction either.
+
+        :param connection: an open connection from :meth:`get_conn` to reuse for many such
+            transactions (each still rolled back, so no session setting outlives it); it is left
+            open. By default a new connection is opened and closed.
         """
-        conn = self.get_conn()
+        conn = connection if connection is not None else self.get_conn()
         try:
             conn.autocommit = True
             with self.breaker.guard():
@@ -116,7 +122,8 @@ class WarehouseHook(PostgresHook):
                 finally:
                     conn.execute("ROLLBACK")
         finally:
-            conn.close()
+            if connection is None:
+                conn.close()
 
 
 def _set_timeouts(conn: psycopg.Connection, statement_timeout: float | None, lock_timeout: float | None) -> None:

@@ -1,0 +1,408 @@
+"""Evaluate alerts in batches: run each alert's SQL read-only, then record state, events and outbox rows.
+
+Phase 1 runs every alert's SQL in its own READ ONLY transaction with the alert's statement timeout,
+through the warehouse hook (and so through the ``database`` breaker). A bad query (syntax error, a
+write refused by the read-only transaction, a timeout, several rows) is that alert's ``error``;
+it never stops the others. A failure of the database itself (connection lost, breaker open) is
+not the alert's fault: it propagates, so the task is retried or rescheduled and no alert is
+wrongly put in error.
+
+Phase 2 writes the whole batch in one transaction: it locks the batch's rows, applies the state
+machine (:mod:`include.alerts.state`) to the fresh state, records one event per alert and one
+pending notification per channel for every transition that notifies. A retry of the same DAG run
+skips alerts already recorded for that run, so a check is never counted twice.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from include import metrics
+from include.alerts.conditions import (
+    ConditionError,
+    QueryValue,
+    condition_met,
+    normalize_condition,
+    to_query_value,
+)
+from include.alerts.messages import (
+    MessageContext,
+    build_message,
+    email_payload,
+    slack_payload,
+    webhook_body,
+)
+from include.alerts.settings import DEFAULT_CONNECTIONS
+from include.alerts.state import AlertPolicy, AlertSnapshot, Outcome, Transition, next_state
+from include.sql import load_sql
+
+if TYPE_CHECKING:
+    from hooks.warehouse import WarehouseHook
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    """What one alert's SQL returned: a value, or an error message."""
+
+    value: QueryValue | None
+    error: str | None
+    duration_ms: float
+
+
+@dataclass(frozen=True)
+class EvaluationContext:
+    """Where this evaluation runs: the DAG run (for the event rows) and the link messages carry."""
+
+    run_id: str
+    url: str
+    now: datetime | None = None
+    #: preview: record events and render notifications as ``dry_run`` rows, change no state, send nothing
+    dry_run: bool = False
+
+
+@dataclass
+class BatchSummary:
+    evaluated: int = 0
+    skipped: int = 0
+    outcomes: dict[str, int] = field(default_factory=dict)
+    transitions: dict[str, int] = field(default_factory=dict)
+    notifications: int = 0
+    errors: list[str] = field(default_factory=list)
+    #: alerts that started firing in this batch, by severity
+    fired: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "evaluated": self.evaluated,
+            "skipped": self.skipped,
+            "outcomes": self.outcomes,
+            "transitions": self.transitions,
+            "notifications": self.notifications,
+            "errors": self.errors,
+        }
+
+
+# ----------------------------------------------------------------------------- phase 1: run the SQL
+
+
+def describe_sql_error(error: BaseException, timeout: float) -> str:
+    """A message an alert's owner can act on (no connection details, no secrets)."""
+    sqlstate = getattr(error, "sqlstate", None)
+    first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    if sqlstate == "57014":
+        return f"the query ran longer than its timeout of {timeout:g}s and was cancelled"
+    if sqlstate == "25006":
+        return f"refused: alert SQL runs in a read-only transaction and may not write ({first_line})"
+    if sqlstate == "42P14" or "multiple commands" in first_line:
+        return "the SQL must be exactly one statement"
+    if sqlstate:
+        return f"SQL error {sqlstate}: {first_line}"
+    return f"{type(error).__name__}: {first_line}"
+
+
+def run_alert_query(hook: WarehouseHook, sql: str, timeout: float, connection: Any = None) -> QueryResult:
+    """Run one alert's SQL read-only with a statement timeout; its own errors become the result.
+
+    ``connection``: an open connection of ``hook`` to reuse (a batch shares one); default: a new one.
+    """
+    from hooks.circuit_breaker import CircuitOpenError
+    from hooks.warehouse import is_database_failure, run_single_statement
+
+    started = time.perf_counter()
+    value = error = None
+    try:
+        with hook.read_only_transaction(statement_timeout=timeout, connection=connection) as conn:
+            cursor = run_single_statement(conn, sql)
+            if cursor.description is None:
+                error = "the statement returned no result; an alert query must return one value"
+            elif len(cursor.description) != 1:
+                error = f"the query returned {len(cursor.description)} columns; an alert query must return exactly one"
+            else:
+                rows = cursor.fetchmany(2)
+                if len(rows) > 1:
+                    error = "the query returned more than one row; an alert query must return at most one"
+                else:
+                    value = to_query_value(rows[0][0] if rows else None)
+    except CircuitOpenError:
+        raise
+    except Exception as failure:
+        if is_database_failure(failure):
+            raise
+        error = describe_sql_error(failure, timeout)
+    return QueryResult(value, error, (time.perf_counter() - started) * 1000)
+
+
+# ----------------------------------------------------------------------------- phase 2: record
+
+
+def _snapshot(row: dict[str, Any]) -> AlertSnapshot:
+    return AlertSnapshot(
+        state=row["state"],
+        consecutive_met=row["consecutive_met"],
+        consecutive_clear=row["consecutive_clear"],
+        state_changed_at=row["state_changed_at"],
+        triggered_since=row["triggered_since"],
+        incident_notified_at=row["incident_notified_at"],
+        last_notified_at=row["last_notified_at"],
+        last_value=row["last_value"],
+        last_error=row["last_error"],
+    )
+
+
+def _policy(row: dict[str, Any]) -> AlertPolicy:
+    return AlertPolicy(
+        consecutive_checks=row["consecutive_checks"],
+        recovery_checks=row["recovery_checks"],
+        rearm_seconds=row["rearm_seconds"],
+        muted_until=row["muted_until"],
+    )
+
+
+def judge(row: dict[str, Any], result: QueryResult) -> tuple[Outcome, bool | None]:
+    """The state machine's input for one alert, and whether the condition was met."""
+    if result.error is not None:
+        return Outcome(error=result.error), None
+    assert result.value is not None
+    try:
+        condition = normalize_condition(row["condition"])
+        met = condition_met(condition, row["threshold"], result.value, previous=row["last_value"])
+    except (ConditionError, ValueError) as error:
+        return Outcome(error=str(error), value=result.value.number), None
+    return Outcome(met=met, value=result.value.number), met
+
+
+def recipients(row: dict[str, Any], kind: str) -> list[tuple[int, dict[str, Any]]]:
+    """(channel index, channel) of a notification.
+
+    Errors go to the owner when the owner is an email address (index -1; through the alert's
+    email connection, else ``smtp_default``), otherwise to the alert's channels.
+    """
+    channels = list(enumerate(row["channels"] or []))
+    owner = (row["owner"] or "").strip()
+    if kind == "error" and "@" in owner:
+        connection = next(
+            (c.get("connection") for _, c in channels if c.get("type") == "email" and c.get("connection")),
+            DEFAULT_CONNECTIONS["email"],
+        )
+        return [(-1, {"type": "email", "connection": connection, "to": [owner]})]
+    return channels
+
+
+def _payload(channel_type: str, ctx: MessageContext, row: dict[str, Any]) -> dict[str, Any]:
+    message = build_message(ctx, row["subject_template"], row["message_template"])
+    if channel_type == "slack":
+        return slack_payload(ctx, message)
+    if channel_type == "email":
+        return email_payload(message)
+    return {"body": webhook_body(ctx, message)}
+
+
+def _message_context(
+    row: dict[str, Any], transition: Transition, result: QueryResult, now: datetime, url: str, dry_run: bool
+) -> MessageContext:
+    after = transition.after
+    since = after.triggered_since or transition.before.triggered_since
+    if transition.notify == "error":
+        since = after.state_changed_at or now
+    return MessageContext(
+        alert_id=row["id"],
+        alert_name=row["name"],
+        kind=transition.notify or transition.kind,
+        state=after.state,
+        previous_state=transition.before.state,
+        severity=row["severity"],
+        condition=row["condition"],
+        threshold=row["threshold"],
+        value=result.value.number if result.value else None,
+        value_text=result.value.text if result.value else None,
+        previous_value=transition.before.last_value,
+        since=since,
+        evaluated_at=now,
+        url=url,
+        description=row["description"],
+        owner=row["owner"],
+        error=after.last_error if transition.notify == "error" else None,
+        dry_run=dry_run,
+    )
+
+
+def record_results(
+    conn: Any,
+    results: dict[int, QueryResult],
+    context: EvaluationContext,
+    summary: BatchSummary,
+) -> None:
+    """Phase 2 on an open transaction: lock, apply the state machine, write events and outbox rows."""
+    from psycopg.rows import dict_row
+
+    now = context.now or datetime.now(UTC)
+    with conn.cursor(row_factory=dict_row) as cur:
+        rows = cur.execute(load_sql("alerts/lock_for_update.sql"), {"ids": list(results)}).fetchall()
+    for row in rows:
+        if row["last_run_id"] == context.run_id or not row["enabled"]:
+            summary.skipped += 1  # already recorded by an earlier try of this run, or disabled meanwhile
+            continue
+        result = results[row["id"]]
+        outcome, met = judge(row, result)
+        transition = next_state(_snapshot(row), _policy(row), outcome, now)
+        notes = [transition.note] if transition.note else []
+        targets = recipients(row, transition.notify) if transition.notify else []
+        dry_run = context.dry_run or row["dry_run"]
+        if transition.notify and not targets:
+            notes.append("no channel to notify")
+        if context.dry_run:
+            notes.append("dry run: state not changed, nothing sent")
+        elif dry_run and targets:
+            notes.append("dry run alert: notifications recorded, not sent")
+        event_id = conn.execute(
+            load_sql("alerts/insert_event.sql"),
+            {
+                "alert_id": row["id"],
+                "evaluated_at": now,
+                "kind": transition.kind,
+                "state_before": transition.before.state,
+                "state_after": transition.after.state,
+                "value": result.value.number if result.value else None,
+                "previous_value": row["last_value"],
+                "condition_met": met,
+                "threshold": row["threshold"],
+                "error": outcome.error,
+                "duration_ms": round(result.duration_ms, 3),
+                "notified": bool(targets) and not dry_run,
+                "note": "; ".join(notes) or None,
+                "dag_run_id": context.run_id,
+            },
+        ).fetchone()[0]
+        if targets:
+            ctx = _message_context(row, transition, result, now, context.url, dry_run)
+            status = "dry_run" if dry_run else "pending"
+            for index, channel in targets:
+                channel_type = channel.get("type")
+                if channel_type not in ("slack", "email", "webhook"):
+                    continue
+                conn.execute(
+                    load_sql("alerts/insert_notification.sql"),
+                    {
+                        "alert_id": row["id"],
+                        "event_id": event_id,
+                        "kind": transition.notify,
+                        "channel_index": index,
+                        "channel_type": channel_type,
+                        "channel": json.dumps(channel),
+                        "payload": json.dumps(_payload(channel_type, ctx, row), default=str),
+                        "idempotency_key": uuid.uuid4(),
+                        "status": status,
+                    },
+                )
+                summary.notifications += 1
+        after = transition.after
+        if not context.dry_run:
+            conn.execute(
+                load_sql("alerts/update_state.sql"),
+                {
+                    "alert_id": row["id"],
+                    "state": after.state,
+                    "consecutive_met": after.consecutive_met,
+                    "consecutive_clear": after.consecutive_clear,
+                    "state_changed_at": after.state_changed_at,
+                    "triggered_since": after.triggered_since,
+                    "incident_notified_at": after.incident_notified_at,
+                    "last_notified_at": after.last_notified_at,
+                    "last_value": after.last_value,
+                    "last_error": after.last_error,
+                    "evaluated_at": now,
+                    "run_id": context.run_id,
+                },
+            )
+        summary.evaluated += 1
+        outcome_label = "error" if outcome.error else ("met" if met else "clear")
+        summary.outcomes[outcome_label] = summary.outcomes.get(outcome_label, 0) + 1
+        if transition.kind == "fired" and transition.before.state != "triggered":
+            summary.fired[row["severity"]] = summary.fired.get(row["severity"], 0) + 1
+        if transition.kind != "check":
+            summary.transitions[transition.kind] = summary.transitions.get(transition.kind, 0) + 1
+            log.info(
+                "alert %s: %s (%s -> %s)%s",
+                row["name"],
+                transition.kind,
+                transition.before.state,
+                after.state,
+                f": {outcome.error}" if outcome.error else "",
+            )
+        if outcome.error:
+            summary.errors.append(f"{row['name']}: {outcome.error}")
+
+
+def evaluate_alerts(
+    alert_ids: Sequence[int],
+    context: EvaluationContext,
+    hook: WarehouseHook | None = None,
+) -> BatchSummary:
+    """Evaluate one batch of alerts and record the results (see the module docstring)."""
+    from psycopg.rows import dict_row
+
+    from hooks.warehouse import WarehouseHook
+
+    hook = hook or WarehouseHook(application_name="alerts-evaluation")
+    summary = BatchSummary()
+    if not alert_ids:
+        return summary
+    started = time.perf_counter()
+    with hook.transaction(statement_timeout=60) as conn, conn.cursor(row_factory=dict_row) as cur:
+        definitions = cur.execute(load_sql("alerts/select_for_evaluation.sql"), {"ids": list(alert_ids)}).fetchall()
+    results: dict[int, QueryResult] = {}
+    connection = hook.get_conn()  # one connection for the batch; one read-only transaction per alert
+    try:
+        for definition in definitions:
+            timeout = float(definition["timeout_seconds"])
+            results[definition["id"]] = run_alert_query(hook, definition["sql"], timeout, connection)
+    finally:
+        connection.close()
+    with hook.transaction(statement_timeout=120, lock_timeout=30) as conn:
+        record_results(conn, results, context, summary)
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    for outcome, count in summary.outcomes.items():
+        metrics.incr("alerts.evaluated", count, outcome=outcome)
+    for kind, count in summary.transitions.items():
+        metrics.incr("alerts.transitions", count, kind=kind)
+    for severity, count in summary.fired.items():
+        metrics.incr("alerts.triggered", count, severity=severity)
+    metrics.timing("alerts.batch_duration", elapsed_ms)
+    log.info(
+        "evaluated %d alerts in %.0f ms (%s); %d notifications queued",
+        summary.evaluated,
+        elapsed_ms,
+        ", ".join(f"{k} {v}" for k, v in sorted(summary.outcomes.items())) or "none",
+        summary.notifications,
+    )
+    return summary
+
+
+def due_alert_ids(hook: WarehouseHook, run_id: str, names: Iterable[str] = ()) -> list[int]:
+    """Enabled alerts due in this run (``names``: only these, whatever their interval)."""
+    with hook.transaction(statement_timeout=60) as conn:
+        rows = conn.execute(load_sql("alerts/select_due.sql"), {"run_id": run_id, "names": list(names)}).fetchall()
+    return [row[0] for row in rows]
+
+
+def plan_batches(alert_ids: Sequence[int], batch_size: int, slots: int = 4, min_batch: int = 25) -> list[list[int]]:
+    """Split ``alert_ids`` into batches (one mapped task each) of at most ``batch_size``.
+
+    Batches are made smaller so that every one of the pool's ``slots`` gets work, but not below
+    ``min_batch`` alerts (a task costs more than checking a few alerts).
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    ids = list(alert_ids)
+    size = min(batch_size, max(min_batch, math.ceil(len(ids) / max(slots, 1))))
+    return [ids[i : i + size] for i in range(0, len(ids), size)]

@@ -1,0 +1,81 @@
+"""Run-time settings of the alerts feature, from the environment (read inside tasks and commands)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from include.settings import SLACK_CONN_ID, SMTP_CONN_ID, WEBHOOK_CONN_ID
+
+#: Where alert definitions kept as code live (YAML files).
+DEFAULT_DEFINITIONS_DIR = Path(__file__).resolve().parent / "definitions"
+
+#: Connection used by a channel that names none.
+DEFAULT_CONNECTIONS = {"slack": SLACK_CONN_ID, "email": SMTP_CONN_ID, "webhook": WEBHOOK_CONN_ID}
+
+
+def _float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ValueError(f"setting {name}={raw!r} is not a number") from None
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    """Guard rails and delivery policy. Times are in seconds.
+
+    :param minimum_interval: the shortest ``check_interval`` an alert may ask for (Superset's
+        ``ALERT_MINIMUM_INTERVAL``): protects the warehouse from alerts that poll it constantly.
+    :param max_timeout: the longest statement timeout an alert may ask for.
+    :param retry_base: delay before the second delivery attempt; doubled for each further attempt.
+    :param retry_max: cap of the delivery retry delay.
+    :param max_attempts: after this many failed attempts a notification is marked ``failed``.
+    :param sending_lease: a notification claimed for sending longer ago than this is treated as
+        interrupted (its worker died mid-send); see :func:`include.alerts.outbox.recover_interrupted`.
+    """
+
+    definitions_dir: Path = DEFAULT_DEFINITIONS_DIR
+    minimum_interval: float = 60.0
+    max_timeout: float = 300.0
+    retry_base: float = 30.0
+    retry_max: float = 3600.0
+    max_attempts: int = 10
+    sending_lease: float = 600.0
+
+    @classmethod
+    def from_env(cls) -> AlertSettings:
+        """``ALERT_DEFINITIONS_DIR``, ``ALERT_MINIMUM_INTERVAL_SECONDS``, ``ALERT_MAX_TIMEOUT_SECONDS``,
+        ``ALERT_DELIVERY_RETRY_BASE_SECONDS``, ``ALERT_DELIVERY_RETRY_MAX_SECONDS``,
+        ``ALERT_DELIVERY_MAX_ATTEMPTS``, ``ALERT_SENDING_LEASE_SECONDS``."""
+        base = cls()
+        return cls(
+            definitions_dir=Path(os.environ.get("ALERT_DEFINITIONS_DIR") or base.definitions_dir),
+            minimum_interval=_float("ALERT_MINIMUM_INTERVAL_SECONDS", base.minimum_interval),
+            max_timeout=_float("ALERT_MAX_TIMEOUT_SECONDS", base.max_timeout),
+            retry_base=_float("ALERT_DELIVERY_RETRY_BASE_SECONDS", base.retry_base),
+            retry_max=_float("ALERT_DELIVERY_RETRY_MAX_SECONDS", base.retry_max),
+            max_attempts=int(_float("ALERT_DELIVERY_MAX_ATTEMPTS", base.max_attempts)),
+            sending_lease=_float("ALERT_SENDING_LEASE_SECONDS", base.sending_lease),
+        )
+
+
+def failure_email_recipients() -> list[str]:
+    """Who gets task-failure emails: ``ALERT_EMAIL_TO`` (comma-separated; the old worker's ALERT_EMAIL_*)."""
+    raw = os.environ.get("ALERT_EMAIL_TO", "")
+    return [address.strip() for address in raw.replace(";", ",").split(",") if address.strip()]
+
+
+def airflow_base_url() -> str:
+    """The Airflow UI's base URL (``[api] base_url``), for links in messages."""
+    try:
+        from airflow.sdk import conf
+
+        url = conf.get("api", "base_url", fallback=None)
+    except Exception:  # outside an Airflow installation
+        url = None
+    return (url or os.environ.get("AIRFLOW__API__BASE_URL") or "http://localhost:8080").rstrip("/")

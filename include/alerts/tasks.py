@@ -1,0 +1,91 @@
+"""The alerts DAG's task bodies (kept here so the DAG file stays a thin declaration)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import quote
+
+log = logging.getLogger(__name__)
+
+
+def evaluation_url(dag_id: str, run_id: str, task_id: str, map_index: int | None) -> str:
+    """Link to one evaluation task instance in the Airflow UI."""
+    from include.alerts.settings import airflow_base_url
+
+    mapped = f"/mapped/{map_index}" if map_index is not None and map_index >= 0 else ""
+    return f"{airflow_base_url()}/dags/{dag_id}/runs/{quote(run_id, safe='')}/tasks/{task_id}{mapped}"
+
+
+def create_alert_from_params(params: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Create the catalog threshold alert the trigger form asks for (``create_alert`` != none)."""
+    from hooks.warehouse import WarehouseHook
+    from include.alerts.builder import build_catalog_alert, channels_from_options, create_catalog_alert
+
+    kind = params.get("create_alert") or "none"
+    if kind == "none":
+        log.info("no alert to create")
+        return None
+    hook = WarehouseHook(application_name="alerts-builder")
+    options = {
+        "severity": params.get("severity"),
+        "owner": params.get("owner"),
+        "consecutive_checks": params.get("consecutive_checks"),
+        "channels": channels_from_options(
+            slack=bool(params.get("notify_slack")),
+            emails=params.get("notify_emails") or [],
+            webhook=bool(params.get("notify_webhook")),
+        ),
+    }
+    with hook.transaction(statement_timeout=30) as conn:
+        definition = build_catalog_alert(
+            conn,
+            kind,
+            params.get("table") or "",
+            name=params.get("alert_name"),
+            drop_percent=params.get("drop_percent"),
+            timestamp_column=params.get("timestamp_column"),
+            max_age=params.get("max_age"),
+            options=options,
+            source="trigger form",
+        )
+    alert_id = create_catalog_alert(hook, definition)
+    log.info("created alert %s (id %s): %s", definition.name, alert_id, definition.description)
+    return {"id": alert_id, "name": definition.name, "sql": definition.sql, "threshold": definition.threshold}
+
+
+def plan(run_id: str, params: Mapping[str, Any]) -> list[list[int]]:
+    """Batches of the alerts due in this run."""
+    from hooks.warehouse import WarehouseHook
+    from include.alerts.evaluate import due_alert_ids, plan_batches
+    from include.categories import CATEGORIES
+
+    names = list(params.get("only_alerts") or [])
+    ids = due_alert_ids(WarehouseHook(application_name="alerts-plan"), run_id, names)
+    slots = CATEGORIES["alerts"].pool_slots
+    batches = plan_batches(ids, int(params.get("batch_size") or 100), slots=slots)
+    log.info("%d alerts due, in %d batches", len(ids), len(batches))
+    return batches
+
+
+def evaluate(alert_ids: list[int], context: Mapping[str, Any]) -> dict[str, Any]:
+    """Evaluate one batch; the messages link to this task instance."""
+    from include.alerts.evaluate import EvaluationContext, evaluate_alerts
+
+    ti = context["ti"]
+    url = evaluation_url(ti.dag_id, context["run_id"], ti.task_id, getattr(ti, "map_index", None))
+    evaluation = EvaluationContext(run_id=context["run_id"], url=url, dry_run=bool(context["params"].get("dry_run")))
+    return evaluate_alerts(alert_ids, evaluation).as_dict()
+
+
+def report_definition_errors(report: Mapping[str, Any]) -> None:
+    """Fail without retrying when the sync found new definition errors; known ones only warn."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    errors, new = report.get("errors") or [], report.get("new_errors") or []
+    if new:
+        listed = "\n".join(f"{'NEW ' if e in new else ''}{e}" for e in errors)
+        raise AirflowFailException(f"{len(new)} new alert definition error(s) ({len(errors)} in all):\n{listed}")
+    if errors:
+        log.warning("%d alert definition error(s), reported before:\n%s", len(errors), "\n".join(errors))

@@ -1,0 +1,1 @@
+SELECT status, count(*) FROM analytics_alert_notifications GROUP BY status

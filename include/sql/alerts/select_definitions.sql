@@ -1,0 +1,1 @@
+SELECT id, name, source, source_file, definition_hash, enabled FROM analytics_alerts
