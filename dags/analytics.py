@@ -84,7 +84,7 @@ with platform_dag(
 
         return tasks.plan_materialized_views(context)
 
-    @task(map_index_template="{{ view_label }}")
+    @task(map_index_template="{{ view_label | default('') }}")
     def refresh_materialized_view(view: dict, **context) -> dict:
         """Refresh one materialized view (after the views it reads)."""
         from include.analytics import tasks

@@ -140,7 +140,7 @@ def refresh_materialized_view(view: dict[str, Any], context: dict[str, Any]) -> 
     from include.analytics.mviews import PlannedView, refresh_view
 
     planned = PlannedView.from_dict(view)
-    context["view_label"] = planned.key
+    _label_map_index(planned.key)
     config, _ = _config_for("materialized_views", context)
     settings = config.materialized_views
     _wait_for_sources(planned, context, settings.dependency_poll_seconds, settings.dependency_wait_seconds)
@@ -151,6 +151,13 @@ def refresh_materialized_view(view: dict[str, Any], context: dict[str, Any]) -> 
             raise RuntimeError(message + f" ({outcome.sqlstate}: worth a retry)")
         raise _fail(message)
     return outcome.as_dict()
+
+
+def _label_map_index(label: str) -> None:
+    """Name this mapped task instance after its view in the UI (``map_index_template``)."""
+    from airflow.sdk import get_current_context
+
+    get_current_context()["view_label"] = label
 
 
 def _wait_for_sources(view: Any, context: dict[str, Any], poll_seconds: float, wait_seconds: float) -> None:
