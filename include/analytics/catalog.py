@@ -102,7 +102,15 @@ def refresh_in_transaction(
         "exclude_schemas": params["exclude_schemas"],
         "exact_counts_requested": params["exact_counts"],
     }
-    refresh_log.record(conn, job=JOB, target=None, status="success", dag_run_id=dag_run_id, details=details)
+    refresh_log.record(
+        conn,
+        job=JOB,
+        target=None,
+        status="success",
+        dag_run_id=dag_run_id,
+        details=details,
+        duration_ms=(time.perf_counter() - started) * 1000,
+    )
     return result
 
 
@@ -159,8 +167,8 @@ def _record_failure(hook: Any, error: BaseException, dag_run_id: str | None, sec
                 target=None,
                 status="failed",
                 dag_run_id=dag_run_id,
-                details={"seconds": round(seconds, 3)},
                 error=f"{type(error).__name__}: {error}",
+                duration_ms=seconds * 1000,
             )
     except Exception:  # the original error matters more than the log row
         log.warning("could not record the failed catalog refresh", exc_info=True)

@@ -158,4 +158,5 @@ def _record(hook: Any, outcome: TableCleanup, dag_run_id: str | None) -> None:
             dag_run_id=dag_run_id,
             details={k: v for k, v in outcome.as_dict().items() if k not in ("status", "error", "table")},
             error=outcome.error,
+            duration_ms=outcome.seconds * 1000,
         )

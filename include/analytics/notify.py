@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
@@ -105,6 +106,7 @@ def notify_analytics_api(
         "views": len(payload["materialized_views"]),
         "catalog_refreshes": (payload["catalog"] or {}).get("refreshes", 0),
     }
+    started = time.perf_counter()
     try:
         response = api.post(settings.endpoint, json=payload, headers={"Idempotency-Key": key})
     except CircuitOpenError as error:
@@ -125,7 +127,7 @@ def notify_analytics_api(
             url,
             result.reason,
         )
-    return _done(hook, result, payload, dag_run_id)
+    return _done(hook, result, payload, dag_run_id, (time.perf_counter() - started) * 1000)
 
 
 def _without_credentials(url: str) -> str:
@@ -148,7 +150,11 @@ def _describe(payload: dict[str, Any]) -> str:
 
 
 def _done(
-    hook: Any, result: NotificationResult, payload: dict[str, Any] | None, dag_run_id: str | None
+    hook: Any,
+    result: NotificationResult,
+    payload: dict[str, Any] | None,
+    dag_run_id: str | None,
+    duration_ms: float = 0.0,
 ) -> NotificationResult:
     details = {k: v for k, v in result.as_dict().items() if k not in ("status", "reason") and v is not None}
     if payload is not None:
@@ -162,6 +168,7 @@ def _done(
             dag_run_id=dag_run_id,
             details=details,
             error=result.reason,
+            duration_ms=duration_ms,
         )
     metrics.incr("analytics_api.notifications", status=result.status)
     return result

@@ -13,6 +13,7 @@ Without the extension (not available, not installed in the database, or not load
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -79,6 +80,7 @@ def collect_query_statistics(
     dag_run_id: str | None = None,
 ) -> QueryStatsResult:
     """Take one sample and store the window's top statements; skip (recorded) without the extension."""
+    started = time.perf_counter()
     with hook.transaction(statement_timeout=settings.statement_timeout_seconds) as conn:
         conn.execute(load_sql("query_stats/lock.sql"))
         extension = conn.execute(load_sql("query_stats/find_extension.sql")).fetchone()
@@ -97,6 +99,7 @@ def collect_query_statistics(
             dag_run_id=dag_run_id,
             details=result.as_dict(),
             error=result.reason,
+            duration_ms=(time.perf_counter() - started) * 1000,
         )
     if result.status == "skipped":
         log.warning("query statistics skipped: %s", result.reason)

@@ -67,11 +67,13 @@ def record(
     dag_run_id: str | None,
     details: Mapping[str, Any] | None = None,
     error: str | None = None,
+    duration_ms: float = 0.0,
 ) -> int:
-    """Insert a finished row at once (a skipped job, a decision without work)."""
+    """Insert a finished row at once: a job that ran in one go (``duration_ms``), or a skip."""
     row = conn.execute(
         load_sql("refresh_log/insert_finished.sql"),
         {
+            "duration_ms": float(duration_ms),
             "job": job,
             "target": target,
             "status": status,

@@ -136,9 +136,10 @@ def test_a_run_refreshes_catalog_and_views_in_order_records_everything_and_notif
     assert all(row["dropped_at"] is None for row in catalog.values())
 
     catalog_log = db.execute(
-        "SELECT status, details FROM analytics_refresh_log WHERE dag_run_id = %s AND job = 'catalog'", [result.run_id]
+        "SELECT status, details, duration_ms FROM analytics_refresh_log WHERE dag_run_id = %s AND job = 'catalog'",
+        [result.run_id],
     ).fetchall()
-    assert len(catalog_log) == 1 and catalog_log[0][0] == "success"
+    assert len(catalog_log) == 1 and catalog_log[0][0] == "success" and catalog_log[0][2] > 0
     assert {k: catalog_log[0][1][k] for k in ("total", "added", "changed", "dropped")} == {
         "total": 13,
         "added": 13,
