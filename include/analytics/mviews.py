@@ -138,6 +138,7 @@ def refresh_view(
     dag_run_id: str | None = None,
 ) -> RefreshOutcome:
     """Refresh one materialized view and record the outcome; see the module docstring."""
+    from hooks.circuit_breaker import CircuitOpenError
     from hooks.warehouse import is_database_failure
 
     view = f"{schema}.{name}"
@@ -146,6 +147,8 @@ def refresh_view(
     started = time.perf_counter()
     try:
         outcome = _refresh(hook, schema, name, settings)
+    except CircuitOpenError:
+        raise  # the database is unreachable: the task is rescheduled, nothing can be recorded
     except Exception as error:
         sqlstate = getattr(error, "sqlstate", None)
         if is_database_failure(error):

@@ -53,7 +53,7 @@ def test_a_run_refreshes_catalog_and_views_in_order_records_everything_and_notif
         "FROM generate_series(1, 7) g"
     )
 
-    result = run_dag("analytics", conf={"jobs": ALL_JOBS})
+    result = run_dag("analytics", conf={"jobs": ALL_JOBS, "exact_counts": [f"{shop}.events"]})
 
     assert result.state == "success", result.task_states
     assert all(state == "success" for state in result.task_states.values()), result.task_states
@@ -127,8 +127,8 @@ def test_a_run_refreshes_catalog_and_views_in_order_records_everything_and_notif
     assert (catalog["staging_events"]["row_count"], catalog["staging_events"]["row_count_method"]) == (None, "unknown")
     assert catalog["staging_events"]["last_analyzed_at"] is None
     assert (catalog["notes"]["row_count"], catalog["notes"]["row_count_method"]) == (3, "exact")
-    events = catalog["events"]
-    assert (events["partition_count"], events["row_count"], events["row_count_method"]) == (2, 300, "estimate")
+    events = catalog["events"]  # asked for an exact count: both partitions counted, summed
+    assert (events["partition_count"], events["row_count"], events["row_count_method"]) == (2, 300, "exact")
     assert events["partition_key"] == "RANGE (happened_on)" and events["size_bytes"] > 0
     assert (catalog["partner_feed"]["row_count"], catalog["partner_feed"]["row_count_method"]) == (None, "unknown")
     assert (catalog["big_orders"]["row_count"], catalog["big_orders"]["row_count_method"]) == (None, None)
@@ -204,7 +204,10 @@ def test_a_failing_view_fails_the_run_naming_it_while_the_others_refresh_and_dro
 ):
     first = run_dag("analytics", conf={"jobs": ["catalog"]})
     assert first.state == "success", first.task_states
-    assert _catalog(db, shop)["notes"]["dropped_at"] is None
+    before = _catalog(db, shop)
+    assert before["notes"]["dropped_at"] is None
+    # partitions' estimates summed into the partitioned table
+    assert (before["events"]["row_count"], before["events"]["row_count_method"]) == (300, "estimate")
 
     db.execute(f"DROP TABLE {shop}.notes")
     db.execute(f"CREATE TABLE {shop}.flags (flag integer); INSERT INTO {shop}.flags VALUES (1)")
@@ -249,3 +252,16 @@ def test_a_failing_view_fails_the_run_naming_it_while_the_others_refresh_and_dro
         [result.run_id],
     ).fetchone()
     assert notice[0] == "failed" and "ConnectionError" in notice[1]
+
+
+def test_jobs_turned_off_at_run_time_skip_with_the_reason(db, shop, monkeypatch):
+    off = dict.fromkeys(ALL_JOBS)
+    monkeypatch.setenv("AIRFLOW_VAR_ANALYTICS_CONFIG", json.dumps({"schedule": off}))
+
+    result = run_dag("analytics")
+
+    assert result.state == "success"
+    assert result.task_states.pop("plan_jobs") == "success"
+    assert set(result.task_states.values()) == {"skipped"}, result.task_states
+    logged = db.execute("SELECT count(*) FROM analytics_refresh_log WHERE dag_run_id = %s", [result.run_id])
+    assert logged.fetchone()[0] == 0
