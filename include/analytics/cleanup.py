@@ -58,7 +58,15 @@ class TableCleanup:
 
 
 class LogCleanupError(RuntimeError):
-    """Some tables could not be cleaned (each is named; the others were cleaned)."""
+    """Some tables could not be cleaned (each is named; the others were cleaned).
+
+    ``retryable`` is false when every failure is a configuration mistake (an unknown table), which a
+    retry would only repeat.
+    """
+
+    def __init__(self, message: str, *, retryable: bool) -> None:
+        super().__init__(message)
+        self.retryable = retryable
 
 
 def clean_table(
@@ -144,7 +152,10 @@ def clean_logs(hook: Any, settings: LogCleanupSettings, *, dag_run_id: str | Non
             log.error("%s: cleanup failed: %s", outcome.table, outcome.error)
     failed = [r for r in results if r.status == "failed"]
     if failed:
-        raise LogCleanupError("log cleanup failed for " + "; ".join(f"{r.table}: {r.error}" for r in failed))
+        raise LogCleanupError(
+            "log cleanup failed for " + "; ".join(f"{r.table}: {r.error}" for r in failed),
+            retryable=any(r.table in LOG_TABLES for r in failed),
+        )
     return results
 
 

@@ -62,7 +62,17 @@ def _exact_counts_param(value: Any) -> list[str]:
 
 
 def plan_jobs(context: dict[str, Any]) -> dict[str, Any]:
-    """Load the configuration and decide which jobs run now (see ``config.decide_job``)."""
+    """Load the configuration and decide which jobs run now (see ``config.decide_job``).
+
+    A configuration mistake fails the task at once (no retries): a retry would read the same value.
+    """
+    try:
+        return _plan_jobs(context)
+    except ConfigError as error:
+        raise _fail(str(error)) from None
+
+
+def _plan_jobs(context: dict[str, Any]) -> dict[str, Any]:
     from include.sql import load_sql
 
     config = load_config()
@@ -259,10 +269,16 @@ def collect_query_statistics(context: dict[str, Any]) -> dict[str, Any]:
 
 
 def clean_up_logs(context: dict[str, Any]) -> list[dict[str, Any]]:
-    from include.analytics.cleanup import clean_logs
+    from include.analytics.cleanup import LogCleanupError, clean_logs
 
     config, _ = _config_for("log_cleanup", context)
-    return [r.as_dict() for r in clean_logs(_warehouse(), config.log_cleanup, dag_run_id=context["run_id"])]
+    try:
+        results = clean_logs(_warehouse(), config.log_cleanup, dag_run_id=context["run_id"])
+    except LogCleanupError as error:
+        if error.retryable:
+            raise
+        raise _fail(str(error)) from None
+    return [r.as_dict() for r in results]
 
 
 def notify_analytics_api(context: dict[str, Any]) -> dict[str, Any]:

@@ -265,3 +265,15 @@ def test_jobs_turned_off_at_run_time_skip_with_the_reason(db, shop, monkeypatch)
     assert set(result.task_states.values()) == {"skipped"}, result.task_states
     logged = db.execute("SELECT count(*) FROM analytics_refresh_log WHERE dag_run_id = %s", [result.run_id])
     assert logged.fetchone()[0] == 0
+
+
+def test_a_bad_configuration_fails_the_plan_at_once_naming_the_setting(monkeypatch, capfd):
+    monkeypatch.setenv("AIRFLOW_VAR_ANALYTICS_CONFIG", json.dumps({"materialized_views": {"lock_timeout": 5}}))
+
+    result = run_dag("analytics", conf={"jobs": ["materialized_views"]})
+
+    assert result.state == "failed"
+    assert result.task_states["plan_jobs"] == "failed"
+    assert result.try_numbers["plan_jobs"] == 1  # failed for good: a retry would read the same value
+    output = capfd.readouterr().out
+    assert "materialized_views: unknown setting(s) ['lock_timeout']" in output

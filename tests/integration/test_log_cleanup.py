@@ -70,8 +70,9 @@ def test_an_unknown_table_is_reported_by_name_and_the_others_are_still_cleaned(d
     _seed(db, job, old=20, recent=1)
     settings = LogCleanupSettings(retention_days={"analytics_refresh_log": 30, "audit_trail": 7})
 
-    with pytest.raises(LogCleanupError, match="audit_trail: log_cleanup.retention_days names unknown table"):
+    with pytest.raises(LogCleanupError, match="audit_trail: log_cleanup.retention_days names unknown table") as raised:
         clean_logs(hook, settings, dag_run_id="cleanup-bad")
+    assert raised.value.retryable is False  # a configuration mistake: failing again would not help
 
     assert _left(db, job) == {"recent": 1}
     recorded = dict(
