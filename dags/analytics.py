@@ -1,0 +1,137 @@
+"""
+### Analytics maintenance
+
+The jobs of the old worker's `analytics` queue (concurrency 2): catalog metadata, materialized
+views, query statistics and log cleanup, in the warehouse, through the `warehouse` connection and
+its `database` circuit breaker. Every job writes its runs to `analytics_refresh_log`.
+
+* **plan_jobs**: reads the configuration (Airflow Variable `analytics_config`, JSON) and decides
+  which jobs are due; the others skip with the reason in their log.
+* **plan_materialized_views** → **refresh_materialized_view** (one mapped task per view) →
+  **check_materialized_views**: every materialized view of the configured schemas, a view that
+  reads another after it, independent views in parallel within the pool's 2 slots.
+  `CONCURRENTLY` when the view is populated and has a usable unique index, a plain refresh
+  otherwise; `lock_timeout`, a per-view advisory lock (a second refresh of the same view skips),
+  `ANALYZE` after.
+* **refresh_catalog**: tables, views, materialized views, partitioned tables (partitions rolled up)
+  and foreign tables into `analytics_catalog`: columns, keys, comments, size, row count with its
+  provenance (estimate / exact / unknown), last analyze and vacuum; vanished objects are marked
+  dropped. Runs after the views so it sees them fresh.
+* **collect_query_statistics**: top statements per window from `pg_stat_statements` as deltas that
+  survive resets, in `analytics_query_statistics` (skipped, with the reason, without the extension).
+* **clean_up_logs**: old rows of the log tables deleted in small batches.
+* **notify_analytics_api**: tells the analytics API service (connection `analytics_api`) what was
+  refreshed so it drops stale caches; a failed notification never fails the run.
+
+**Schedule**: the DAG runs every 15 minutes; each job runs when its own cron schedule (UTC) has
+fired since its last run: catalog hourly (`0 * * * *`), materialized views hourly (`0 * * * *`),
+query statistics every 15 minutes (`*/15 * * * *`), log cleanup daily at 03:30 (`30 3 * * *`).
+Change them at run time in the Variable `analytics_config`, e.g.
+`{"schedule": {"catalog": "*/30 * * * *", "log_cleanup": null}}` (null turns a job off). Trigger the
+DAG with `{"jobs": ["catalog"]}` to run chosen jobs now whatever their schedule.
+
+**Pool**: `analytics` (2 slots). **Configuration**: see README, "Analytics maintenance".
+
+**When it fails**: `check_materialized_views` fails naming every view whose refresh failed and why
+(the view's own task is failed too; views reading it are skipped); `refresh_catalog` and
+`clean_up_logs` fail with the statement's error, recorded in `analytics_refresh_log`
+(`status = 'failed'`, `error`). A warehouse outage opens the `database` breaker and the tasks wait
+(*up for reschedule*) instead of failing. The analytics service being down only logs a warning.
+"""
+
+from __future__ import annotations
+
+from airflow.sdk import Param, task
+
+from include.analytics.config import JOBS
+from include.categories import platform_dag
+
+with platform_dag(
+    dag_id="analytics",
+    category="analytics",
+    schedule="*/15 * * * *",
+    doc_md=__doc__,
+    tags=["catalog"],
+    params={
+        "jobs": Param(
+            [],
+            type="array",
+            items={"type": "string", "enum": list(JOBS)},
+            title="Jobs to run now",
+            description="Run these jobs whatever their schedule (and only these). Empty: the jobs that are due.",
+        ),
+        "exact_counts": Param(
+            [],
+            type="array",
+            items={"type": "string"},
+            title="Exact row counts",
+            description="schema.table names the catalog refresh counts exactly (count(*)) in this run.",
+        ),
+    },
+):
+
+    @task
+    def plan_jobs(**context) -> dict:
+        """Decide which jobs are due and fix the run's configuration."""
+        from include.analytics import tasks
+
+        return tasks.plan_jobs(context)
+
+    @task
+    def plan_materialized_views(**context) -> list[dict]:
+        """The materialized views to refresh, in dependency order."""
+        from include.analytics import tasks
+
+        return tasks.plan_materialized_views(context)
+
+    @task(map_index_template="{{ view_label | default('') }}")
+    def refresh_materialized_view(view: dict, **context) -> dict:
+        """Refresh one materialized view (after the views it reads)."""
+        from include.analytics import tasks
+
+        return tasks.refresh_materialized_view(view, context)
+
+    @task(trigger_rule="all_done")
+    def check_materialized_views(**context) -> dict:
+        """Fail naming every view that failed."""
+        from include.analytics import tasks
+
+        return tasks.check_materialized_views(context)
+
+    @task(trigger_rule="all_done")
+    def refresh_catalog(**context) -> dict:
+        """Upsert the catalog metadata of the configured schemas."""
+        from include.analytics import tasks
+
+        return tasks.refresh_catalog(context)
+
+    @task
+    def collect_query_statistics(**context) -> dict:
+        """Store this window's top statements from pg_stat_statements."""
+        from include.analytics import tasks
+
+        return tasks.collect_query_statistics(context)
+
+    @task
+    def clean_up_logs(**context) -> list[dict]:
+        """Delete old rows of the log tables in batches."""
+        from include.analytics import tasks
+
+        return tasks.clean_up_logs(context)
+
+    @task(trigger_rule="all_done")
+    def notify_analytics_api(**context) -> dict:
+        """Tell the analytics service what was refreshed."""
+        from include.analytics import tasks
+
+        return tasks.notify_analytics_api(context)
+
+    plan = plan_jobs()
+    views = plan_materialized_views()
+    refreshed = refresh_materialized_view.expand(view=views)
+    checked = check_materialized_views()
+    catalog = refresh_catalog()
+    plan >> views
+    refreshed >> checked  # a leaf, so that a failed view fails the DAG run
+    refreshed >> catalog >> notify_analytics_api()
+    plan >> [collect_query_statistics(), clean_up_logs()]

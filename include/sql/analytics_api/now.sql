@@ -1,0 +1,2 @@
+-- The database's clock: the end of the notification window.
+SELECT now()

@@ -1,0 +1,2 @@
+-- Fresh planner statistics after a refresh.
+ANALYZE {view}
