@@ -36,12 +36,23 @@ def get_dag(dag_id: str):
     return bag.dags[dag_id]
 
 
+def fresh_dag(dag_id: str):
+    """The DAG parsed anew from its file.
+
+    ``dag.test()`` resolves a run's conf into the tasks' Param objects, so a DAG object reused across
+    runs would carry one test's params into the next run in this process.
+    """
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=get_dag(dag_id).fileloc).dags[dag_id]
+
+
 def run_dag(dag_id: str, conf: dict[str, Any] | None = None, **test_kwargs: Any) -> DagRunResult:
     """``dag.test()`` (which serializes the DAG first, as Airflow 3.3 needs) and collect task states."""
     from airflow.models.dagrun import DagRun
     from airflow.utils.session import create_session
 
-    run = get_dag(dag_id).test(run_conf=conf, **test_kwargs)
+    run = fresh_dag(dag_id).test(run_conf=conf, **test_kwargs)
     with create_session() as session:
         run = session.merge(run)
         instances = run.get_task_instances(session=session)
