@@ -9,7 +9,8 @@ import textwrap
 import pytest
 
 from include.alerts.channels import verify_signature
-from tests.support.alerts import clean_alert_tables, connection_json
+from tests.support.alerts import clean_alert_tables
+from tests.support.connections import point_channels_at
 from tests.support.dags import run_dag
 
 SECRET = "dag-test-secret"
@@ -47,22 +48,14 @@ def alerts_environment(db, tmp_path, monkeypatch, http_server, smtp_server):
     )
     monkeypatch.setenv("ALERT_DEFINITIONS_DIR", str(tmp_path))
     monkeypatch.setenv("ALERT_EMAIL_TO", "platform@example.com")
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_SLACK_ALERTS",
-        connection_json(conn_type="slackwebhook", host=f"{http_server.url}/slack", password="T1/B1/SECRET"),
-    )
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_SMTP_DEFAULT",
-        connection_json(
-            conn_type="smtp",
-            host=smtp_server.host,
-            port=smtp_server.port,
-            extra={"from_email": "airflow@example.com", "disable_tls": True, "disable_ssl": True},
-        ),
-    )
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_ALERT_WEBHOOK",
-        connection_json(conn_type="http", host=f"{http_server.url}/hook", extra={"signing_secret": SECRET}),
+    point_channels_at(
+        monkeypatch,
+        http_url=http_server.url,
+        smtp_host=smtp_server.host,
+        smtp_port=smtp_server.port,
+        webhook_path="/hook",
+        signing_secret=SECRET,
+        slack_token="T1/B1/SECRET",
     )
     yield http_server, smtp_server
     db.execute("DROP TABLE IF EXISTS dag_test_events")

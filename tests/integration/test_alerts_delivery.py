@@ -12,11 +12,11 @@ from include.alerts.outbox import deliver_pending
 from tests.support.alerts import (
     TEST_SETTINGS,
     clean_alert_tables,
-    connection_json,
     evaluate,
     make_alert,
     notifications,
 )
+from tests.support.connections import connection_json, point_channels_at
 
 SECRET = "webhook-signing-secret"
 CHANNELS = [
@@ -34,22 +34,13 @@ def _clean(db):
 @pytest.fixture
 def channels(monkeypatch, http_server, smtp_server):
     """The three alert connections pointed at the local servers; breakers recover after 1 s."""
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_SLACK_ALERTS",
-        connection_json(conn_type="slackwebhook", host=f"{http_server.url}/slack", password="T000/B000/XXXX"),
-    )
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_SMTP_DEFAULT",
-        connection_json(
-            conn_type="smtp",
-            host=smtp_server.host,
-            port=smtp_server.port,
-            extra={"from_email": "alerts@example.com", "disable_tls": True, "disable_ssl": True, "timeout": 5},
-        ),
-    )
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_ALERT_WEBHOOK",
-        connection_json(conn_type="http", host=http_server.url, extra={"signing_secret": SECRET}),
+    point_channels_at(
+        monkeypatch,
+        http_url=http_server.url,
+        smtp_host=smtp_server.host,
+        smtp_port=smtp_server.port,
+        signing_secret=SECRET,
+        from_email="alerts@example.com",
     )
     monkeypatch.setenv(
         "CIRCUIT_BREAKERS", json.dumps({"external_api": {"failure_threshold": 3, "recovery_timeout": 1}})

@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import pytest
 
 from notifiers.task_failure import TaskFailureNotifier
-from tests.support.alerts import connection_json
+from tests.support.connections import connection_json, smtp_connection
 from tests.support.dags import dag_bag
 from tests.support.servers import free_port
 
@@ -48,15 +48,7 @@ def test_the_callback_never_raises_when_channels_are_missing_or_down(monkeypatch
         "AIRFLOW_CONN_SLACK_ALERTS",
         connection_json(conn_type="slackwebhook", host=f"http://127.0.0.1:{dead}/slack", password="T/B/X"),
     )
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_SMTP_DEFAULT",
-        connection_json(
-            conn_type="smtp",
-            host="127.0.0.1",
-            port=dead,
-            extra={"disable_tls": True, "disable_ssl": True, "retry_limit": 0},
-        ),
-    )
+    monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", smtp_connection("127.0.0.1", dead, retry_limit=0))
     monkeypatch.setenv("ALERT_EMAIL_TO", "ops@example.com")
     with caplog.at_level("WARNING"):
         TaskFailureNotifier().notify(_context(RuntimeError("channels down")))
@@ -76,12 +68,7 @@ def test_the_callback_uses_the_slack_provider_notifiers(monkeypatch, http_server
     monkeypatch.setenv("AIRFLOW_CONN_SLACK_ALERTS", conn)
     monkeypatch.setenv(
         "AIRFLOW_CONN_SMTP_DEFAULT",
-        connection_json(
-            conn_type="smtp",
-            host=smtp_server.host,
-            port=smtp_server.port,
-            extra={"from_email": "airflow@example.com", "disable_tls": True, "disable_ssl": True},
-        ),
+        smtp_connection(smtp_server.host, smtp_server.port, from_email="airflow@example.com"),
     )
     monkeypatch.setenv("ALERT_EMAIL_TO", "ops@example.com, lead@example.com")
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -70,10 +69,3 @@ def later(seconds: float) -> datetime:
     from datetime import timedelta
 
     return datetime.now(UTC) + timedelta(seconds=seconds)
-
-
-def connection_json(**fields: Any) -> str:
-    """An ``AIRFLOW_CONN_*`` value in Airflow's JSON form."""
-    if isinstance(fields.get("extra"), dict):
-        fields["extra"] = json.dumps(fields["extra"])
-    return json.dumps(fields)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import uuid
 from collections.abc import Iterator
@@ -10,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.support.connections import smtp_connection
 
 #: Airflow connection of the S3 server in these tests.
 S3_CONN_ID = "aws_reports"
@@ -64,19 +65,8 @@ def reports_env(db, _sales_table, smtp_server, tmp_path: Path, monkeypatch: pyte
     monkeypatch.setenv("REPORTS_MAX_ATTACHMENT_BYTES", str(10 * 1024 * 1024))
     monkeypatch.setenv(
         "AIRFLOW_CONN_SMTP_DEFAULT",
-        json.dumps(
-            {
-                "conn_type": "smtp",
-                "host": smtp_server.host,
-                "port": smtp_server.port,
-                "extra": {
-                    "from_email": "reports@platform.test",
-                    "disable_tls": True,
-                    "disable_ssl": True,
-                    "retry_limit": 0,
-                    "timeout": 5,
-                },
-            }
+        smtp_connection(
+            smtp_server.host, smtp_server.port, from_email="reports@platform.test", retry_limit=0, timeout=5
         ),
     )
     return {"archive": archive, "staging": staging, "smtp": smtp_server}
