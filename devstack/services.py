@@ -13,7 +13,6 @@ import logging
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Callable
@@ -49,14 +48,6 @@ class ServiceHandle:
             log.info("stopping project-local %s", self.name)
             subprocess.run(self.stop_command, check=False, capture_output=True, timeout=60)
             self.started_here = False
-
-
-def _port_open(host: str, port: int, timeout: float = 1.0) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
 
 
 def _replace_db(url: str, database: str) -> str:
@@ -128,52 +119,48 @@ def start_local_postgres() -> ServiceHandle:
     url = f"postgresql://postgres@127.0.0.1:{LOCAL_PG_PORT}/postgres"
     if postgres_reachable(url):
         return ServiceHandle("postgres", url, started_here=False)
-    bindir = _postgres_bindir()
-    base = LOCAL_DIR / "postgres"
-    data = base / "data"
+    handle = start_postgres_cluster(LOCAL_DIR / "postgres", LOCAL_PG_PORT)
+    log.info("started project-local PostgreSQL on 127.0.0.1:%s", LOCAL_PG_PORT)
+    return handle
+
+
+def start_postgres_cluster(base: Path, port: int, *settings: str) -> ServiceHandle:
+    """Start a PostgreSQL cluster in ``base/data`` on 127.0.0.1:``port`` (``initdb`` on first use).
+
+    ``settings`` are extra ``name=value`` server settings (e.g. ``shared_preload_libraries=...``).
+    The returned handle stops the cluster.
+    """
+    bindir, prefix, data = _postgres_bindir(), _as_postgres_user(), base / "data"
     base.mkdir(parents=True, exist_ok=True)
-    prefix = _as_postgres_user()
     if prefix:
         shutil.chown(base, user="postgres")
     if not (data / "PG_VERSION").exists():
-        log.info("initialising project-local PostgreSQL in %s", data)
-        subprocess.run(
-            [
-                *prefix,
-                str(bindir / "initdb"),
-                "-D",
-                str(data),
-                "-U",
-                "postgres",
-                "--auth=trust",
-                "-E",
-                "UTF8",
-                "--no-locale",
-            ],
-            check=True,
-            capture_output=True,
-        )
-    options = f"-p {LOCAL_PG_PORT} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off"
-    subprocess.run(
-        [
-            *prefix,
-            str(bindir / "pg_ctl"),
+        log.info("initialising PostgreSQL in %s", data)
+        initdb = [
+            str(bindir / "initdb"),
             "-D",
             str(data),
-            "-o",
-            options,
-            "-l",
-            str(base / "server.log"),
-            "-w",
-            "-t",
-            "60",
-            "start",
-        ],
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--no-locale",
+        ]
+        subprocess.run([*prefix, *initdb], check=True, capture_output=True)
+    options = " ".join(
+        [f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off", *(f"-c {s}" for s in settings)]
+    )
+    pg_ctl = [str(bindir / "pg_ctl"), "-D", str(data)]
+    subprocess.run(
+        [*prefix, *pg_ctl, "-o", options, "-l", str(base / "server.log"), "-w", "-t", "60", "start"],
         check=True,
         capture_output=True,
     )
-    log.info("started project-local PostgreSQL on 127.0.0.1:%s", LOCAL_PG_PORT)
-    return ServiceHandle("postgres", url, started_here=True, stop_command=_postgres_stop_command())
+    url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    return ServiceHandle(
+        "postgres", url, started_here=True, stop_command=[*prefix, *pg_ctl, "-m", "fast", "-w", "stop"]
+    )
 
 
 def _postgres_stop_command() -> list[str]:

@@ -8,7 +8,6 @@ cluster (initdb into a temporary directory, its own port, ``shared_preload_libra
 from __future__ import annotations
 
 import shutil
-import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,45 +24,17 @@ PROBE = "SELECT count(*) FROM pgss_probe WHERE x > %s"
 @pytest.fixture(scope="module")
 def pgss_server() -> Iterator[str]:
     """A PostgreSQL cluster of its own with pg_stat_statements preloaded; yields its base URL."""
-    from devstack.services import _as_postgres_user, _postgres_bindir
+    from devstack.services import start_postgres_cluster
 
-    bindir = _postgres_bindir()
-    prefix = _as_postgres_user()
     base = Path(tempfile.mkdtemp(prefix="pgss-cluster-"))
-    if prefix:
-        shutil.chown(base, user="postgres")
-    data, port = base / "data", free_port()
-    subprocess.run(
-        [
-            *prefix,
-            str(bindir / "initdb"),
-            "-D",
-            str(data),
-            "-U",
-            "postgres",
-            "--auth=trust",
-            "--no-locale",
-            "-E",
-            "UTF8",
-        ],
-        check=True,
-        capture_output=True,
-    )
-    options = (
-        f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off "
-        "-c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all"
-    )
-    subprocess.run(
-        [*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(base / "log"), "-w", "start"],
-        check=True,
-        capture_output=True,
+    port = free_port()
+    cluster = start_postgres_cluster(
+        base, port, "shared_preload_libraries=pg_stat_statements", "pg_stat_statements.track=all"
     )
     try:
         yield f"postgresql://postgres@127.0.0.1:{port}"
     finally:
-        subprocess.run(
-            [*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"], capture_output=True
-        )
+        cluster.stop()
         shutil.rmtree(base, ignore_errors=True)
 
 
