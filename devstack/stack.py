@@ -172,14 +172,32 @@ class LocalStack:
             f"Airflow did not become healthy on :{self.port} within {timeout:.0f}s ({last}); see {self.log_dir}"
         )
 
-    def down(self) -> list[str]:
-        """Stop every process this stack started (by pid file); return their names."""
-        stopped = []
+    def down(self, timeout: float = 20) -> list[str]:
+        """Stop every process this stack started (by pid file); return their names.
+
+        Each component first gets SIGTERM itself, so it can stop its own children (executor
+        workers, running tasks) the way it means to; a second SIGTERM tells a scheduler not to wait
+        for running tasks; then what is left of its process group gets SIGTERM, and after
+        ``timeout`` seconds in all, SIGKILL.
+        """
         names = [path.stem for path in self.run_dir.glob("*.pid")] if self.run_dir.exists() else []
-        for name in sorted(names, key=lambda n: n.startswith("celery-worker-")):  # workers last
-            if self._stop_group(name):
-                stopped.append(name)
-        return stopped
+        groups = {name: pid for name in names if (pid := self.running_pid(name))}
+        deadline = time.monotonic() + timeout
+        for step, signal_group in ((0.4, False), (0.7, False), (1.0, True)):
+            for pid in groups.values():
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(pid, signal.SIGTERM) if signal_group else os.kill(pid, signal.SIGTERM)
+            step_deadline = time.monotonic() + (deadline - time.monotonic()) * step
+            while any(_group_alive(pid) for pid in groups.values()) and time.monotonic() < step_deadline:
+                time.sleep(0.2)
+        for name, pid in groups.items():
+            if _group_alive(pid):
+                log.warning("%s did not stop within %.0fs; killing it", name, timeout)
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(pid, signal.SIGKILL)
+        for name in names:
+            self._pid_file(name).unlink(missing_ok=True)
+        return sorted(groups)
 
     def running_pid(self, name: str) -> int | None:
         path = self._pid_file(name)
@@ -216,20 +234,10 @@ class LocalStack:
     def _pid_file(self, name: str) -> Path:
         return self.run_dir / f"{name}.pid"
 
-    def _stop_group(self, name: str, timeout: float = 30) -> bool:
-        pid = self.running_pid(name)
-        if pid is None:
-            return False
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                os.killpg(pid, 0)
-            except ProcessLookupError:
-                break
-            time.sleep(0.3)
-        else:
-            os.killpg(pid, signal.SIGKILL)
-        self._pid_file(name).unlink(missing_ok=True)
-        return True
+
+def _group_alive(pid: int) -> bool:
+    try:
+        os.killpg(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
