@@ -3,6 +3,8 @@
 python -m include migrate                    apply the platform schema migrations (DATABASE_URL)
 python -m include breakers status [--json]   every circuit breaker and target (REDIS_URL)
 python -m include breakers reset NAME [--target TARGET]
+python -m include dbt manifest               build the dbt manifest the transform DAG renders (DBT_PROJECT_PATH)
+python -m include dbt load-demo              load the demo source data of the bundled dbt project (DATABASE_URL)
 """
 
 from __future__ import annotations
@@ -59,6 +61,25 @@ def _breakers(args: argparse.Namespace) -> int:
     return 0
 
 
+def _dbt(args: argparse.Namespace) -> int:
+    from include.transform.project import DbtProject
+
+    if args.action == "manifest":
+        from include.transform.manifest import build_manifest
+
+        print(f"dbt manifest written to {build_manifest(DbtProject.from_env())}")
+        return 0
+    import psycopg
+
+    from include.settings import database_url
+    from include.transform.demo_data import load_demo_data
+
+    with psycopg.connect(database_url()) as conn:
+        counts = load_demo_data(conn)
+    print("demo data loaded: " + ", ".join(f"raw.{table} {rows} rows" for table, rows in counts.items()))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m include", description="Analytics platform commands")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -71,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     reset.add_argument("name", help="breaker name, e.g. database")
     reset.add_argument("--target", help="only this target (default: every target of the breaker)")
     breakers.set_defaults(func=_breakers)
+    dbt = sub.add_parser("dbt", help="the dbt project of the transform DAG")
+    dbt.add_argument("action", choices=["manifest", "load-demo"], help="build the manifest, or load the demo data")
+    dbt.set_defaults(func=_dbt)
     return parser
 
 
