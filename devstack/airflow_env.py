@@ -6,8 +6,10 @@ It mirrors what the Astro image sets: ``AIRFLOW_HOME`` with the project on ``PYT
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -45,4 +47,28 @@ def airflow_environment(
         "REDIS_URL": redis_url,
         "DBT_PROJECT_PATH": os.environ.get("DBT_PROJECT_PATH", str(root / "dbt")),
         "DBT_PROFILES_DIR": os.environ.get("DBT_PROFILES_DIR", str(root / "dbt")),
+        **dbt_environment(home, database_url=database_url),
     }
+
+
+def dbt_environment(home: Path, *, database_url: str) -> dict[str, str]:
+    """The dbt profile's connection (``dbt/profiles.yml`` reads ``DBT_PG_*``) and Cosmos's settings.
+
+    The warehouse of the dbt profile is the same database as ``database_url``; the dbt docs are
+    published to, and served by the UI from, ``<home>/dbt_docs/analytics``.
+    """
+    parts = urlsplit(database_url)
+    env = {
+        "DBT_PG_HOST": parts.hostname or "127.0.0.1",
+        "DBT_PG_PORT": str(parts.port or 5432),
+        "DBT_PG_USER": unquote(parts.username or "postgres"),
+        "DBT_PG_DBNAME": unquote(parts.path.lstrip("/")) or "analytics",
+        "AIRFLOW__COSMOS__DBT_DOCS_PROJECTS": json.dumps(
+            {"analytics": {"dir": str(home / "dbt_docs" / "analytics"), "name": "dbt Docs (Analytics)"}}
+        ),
+        "AIRFLOW__COSMOS__CACHE_DIR": str(home / "cosmos"),
+        "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
+    }
+    if parts.password:
+        env["DBT_ENV_SECRET_PG_PASSWORD"] = unquote(parts.password)
+    return env
