@@ -30,7 +30,7 @@ from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, 
 from cosmos.constants import ExecutionMode, InvocationMode, SourceRenderingBehavior, TestBehavior
 
 from include.categories import platform_dag
-from include.transform.project import DbtProject
+from include.transform.project import DbtProject, dbt_executable
 from operators.guarded_dbt import GuardedDbtDocsLocalOperator, guard_dbt_tasks
 
 project = DbtProject.from_env()
@@ -59,6 +59,7 @@ with platform_dag(
         execution_config=ExecutionConfig(
             execution_mode=ExecutionMode.LOCAL,
             invocation_mode=InvocationMode.DBT_RUNNER,
+            dbt_executable_path=dbt_executable(),
         ),
         render_config=RenderConfig(
             load_method=project.load_mode(),
@@ -73,6 +74,7 @@ with platform_dag(
         project_dir=str(project.project_path),
         profile_config=profile_config,
         invocation_mode=InvocationMode.DBT_RUNNER,
+        dbt_executable_path=dbt_executable(),
         install_deps=project.needs_dbt_deps,
         emit_datasets=False,
         callback="include.transform.docs.publish_docs",

@@ -15,6 +15,11 @@ from include.transform.project import DbtProject
 log = logging.getLogger(__name__)
 
 
+#: Project files whose change makes the manifest stale.
+_PROJECT_FILE_SUFFIXES = (".sql", ".yml", ".yaml", ".csv", ".py", ".md")
+_NOT_PROJECT_DIRS = {"target", "logs", "dbt_packages", ".git"}
+
+
 class ManifestBuildError(RuntimeError):
     """``dbt parse`` failed; the message carries dbt's error."""
 
@@ -47,3 +52,21 @@ def build_manifest(project: DbtProject) -> Path:
         shutil.copyfile(built, project.manifest_path)
     log.info("dbt manifest of %s written to %s", project.project_name, project.manifest_path)
     return project.manifest_path
+
+
+def manifest_is_current(project: DbtProject) -> bool:
+    """Whether the manifest exists and is newer than every file of the project."""
+    if not project.has_manifest:
+        return False
+    built_at = project.manifest_path.stat().st_mtime
+    for path in project.project_path.rglob("*"):
+        if _NOT_PROJECT_DIRS.intersection(path.relative_to(project.project_path).parts):
+            continue
+        if path.suffix in _PROJECT_FILE_SUFFIXES and path.stat().st_mtime > built_at:
+            return False
+    return True
+
+
+def ensure_manifest(project: DbtProject) -> Path:
+    """Build the manifest unless it is current; return its path."""
+    return project.manifest_path if manifest_is_current(project) else build_manifest(project)

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +28,15 @@ log = logging.getLogger(__name__)
 #: The dbt project bundled with the platform.
 BUNDLED_PROJECT = Path(__file__).resolve().parents[2] / "dbt"
 DEFAULT_DOCS_SLUG = "analytics"
+
+
+def dbt_executable() -> str:
+    """The ``dbt`` on ``PATH``, else the one installed next to this Python (the venv's ``bin/``).
+
+    Cosmos needs an executable for ``dbt ls`` rendering and ``InvocationMode.SUBPROCESS`` even
+    though tasks run dbt in-process; Airflow processes do not always have the venv on ``PATH``.
+    """
+    return shutil.which("dbt") or str(Path(sys.executable).parent / "dbt")
 
 
 class DbtProjectError(ValueError):

@@ -13,7 +13,8 @@ import psycopg
 import pytest
 
 from tests.support.dags import DagRunResult, run_dag_object
-from tests.support.transform import load_transform_dag, without_retries
+from tests.support.servers import free_port
+from tests.support.transform import current_manifest, load_transform_dag, without_retries
 
 pytestmark = pytest.mark.usefixtures("demo_data")
 
@@ -43,6 +44,7 @@ def demo_data(database_url: str) -> None:
 @pytest.fixture(scope="module")
 def good_run(demo_data, database_url: str) -> DagRunResult:
     """The DAG run on the demo data, as shipped."""
+    current_manifest()
     return run_dag_object(load_transform_dag())
 
 
@@ -158,3 +160,20 @@ def test_a_stale_source_fails_freshness_and_its_models_do_not_run(broken_run: Da
     assert states["dbt.raw_customers_source"] == "failed"
     assert states["dbt.stg_customers.run"] == "upstream_failed"
     assert states["dbt.stg_customers.test"] == "upstream_failed"
+
+
+def test_an_unreachable_warehouse_fails_the_dbt_tasks_and_counts_against_the_dbt_breaker(
+    good_run: DagRunResult, redis_client, monkeypatch
+):
+    from hooks.circuit_breaker import default_store, read_status
+
+    monkeypatch.setenv("DBT_PG_PORT", str(free_port()))  # nothing listens there
+    result = run_dag_object(without_retries(load_transform_dag()))
+
+    assert result.state == "failed"
+    assert result.task_states["dbt.raw_customers_source"] == "failed"
+    assert result.task_states["dbt.raw_orders_source"] == "failed"
+    assert result.task_states["dbt.stg_orders.run"] == "upstream_failed"
+    status = read_status(default_store(), "dbt", "analytics.warehouse")
+    assert status.failures == 2  # one per dbt invocation; a third would open the breaker
+    assert "Connection refused" in status.last_error

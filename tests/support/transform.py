@@ -26,3 +26,11 @@ def without_retries(dag):
     for task in dag.tasks:
         task.retries = 0
     return dag
+
+
+def current_manifest():
+    """The bundled project's manifest, rebuilt first if a project file changed since (``make dbt-manifest``)."""
+    from include.transform.manifest import ensure_manifest
+    from include.transform.project import DbtProject
+
+    return ensure_manifest(DbtProject.from_env())
