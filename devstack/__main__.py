@@ -1,9 +1,10 @@
 """Run the whole platform locally without Docker: ``python -m devstack up|down|status``.
 
-``up`` reaches (or starts) PostgreSQL and Redis, applies the platform schema, prepares the Airflow
-metadata database, applies ``airflow_settings.yaml`` and starts the Airflow components, each in its
-own process group with a pid file under ``.local/run``. ``down`` stops exactly those processes and
-the project-local services. Both are safe to repeat.
+``up`` reaches (or starts) PostgreSQL and Redis, applies the platform schema, loads the dbt demo
+data and builds the dbt manifest, prepares the Airflow metadata database, applies
+``airflow_settings.yaml`` and starts the Airflow components, each in its own process group with a
+pid file under ``.local/run``. ``down`` stops exactly those processes and the project-local
+services. Both are safe to repeat.
 """
 
 from __future__ import annotations
@@ -120,6 +121,22 @@ def _admin_password() -> str:
     return json.loads(path.read_text()).get("admin", "?") if path.exists() else "(see .local/logs/api-server.log)"
 
 
+def _prepare_dbt(database_url: str, env: dict[str, str]) -> None:
+    """Demo source data for the bundled dbt project, and the manifest the transform DAG renders from."""
+    import psycopg
+
+    from include.transform.demo_data import load_demo_data
+    from include.transform.project import BUNDLED_PROJECT, DbtProject
+
+    if DbtProject.from_env({**os.environ, **env}).project_path == BUNDLED_PROJECT:
+        with psycopg.connect(database_url) as conn:
+            counts = load_demo_data(conn)
+        log.info("dbt demo data loaded (%s)", ", ".join(f"raw.{t}: {n} rows" for t, n in counts.items()))
+    subprocess.run(
+        [sys.executable, "-m", "include", "dbt", "manifest"], env={**os.environ, **env}, check=True, cwd=PROJECT_ROOT
+    )
+
+
 def up(port: int) -> int:
     from include.migrations import apply_migrations
 
@@ -136,6 +153,7 @@ def up(port: int) -> int:
 
     env = airflow_environment(AIRFLOW_HOME, database_url=postgres.url, redis_url=redis.url, api_port=port)
     _write_env_file(env)
+    _prepare_dbt(postgres.url, env)
     _run_airflow(["db", "migrate"], env)
     subprocess.run(
         [sys.executable, "-m", "devstack.airflow_settings", "--override", f"warehouse={postgres.url}"],
