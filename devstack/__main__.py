@@ -130,8 +130,7 @@ def _prepare_dbt(database_url: str, env: dict[str, str]) -> None:
 
     if DbtProject.from_env({**os.environ, **env}).project_path == BUNDLED_PROJECT:
         with psycopg.connect(database_url) as conn:
-            counts = load_demo_data(conn)
-        log.info("dbt demo data loaded (%s)", ", ".join(f"raw.{t}: {n} rows" for t, n in counts.items()))
+            load_demo_data(conn)
     subprocess.run(
         [sys.executable, "-m", "include", "dbt", "manifest"], env={**os.environ, **env}, check=True, cwd=PROJECT_ROOT
     )

@@ -75,8 +75,7 @@ def _dbt(args: argparse.Namespace) -> int:
     from include.transform.demo_data import load_demo_data
 
     with psycopg.connect(database_url()) as conn:
-        counts = load_demo_data(conn)
-    print("demo data loaded: " + ", ".join(f"raw.{table} {rows} rows" for table, rows in counts.items()))
+        load_demo_data(conn)  # logs the row counts
     return 0
 
 

@@ -50,7 +50,7 @@ def build_manifest(project: DbtProject) -> Path:
     if built.resolve() != project.manifest_path.resolve():
         project.manifest_path.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(built, project.manifest_path)
-    log.info("dbt manifest of %s written to %s", project.project_name, project.manifest_path)
+    log.debug("dbt manifest of %s written to %s", project.project_name, project.manifest_path)
     return project.manifest_path
 
 

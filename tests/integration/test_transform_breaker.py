@@ -133,3 +133,54 @@ def test_an_unreachable_warehouse_is_recognised_in_subprocess_mode_too(probe_pro
             _command(probe_project, "run", "--select", "ok"), _env(DBT_PG_PORT=str(free_port())), str(probe_project)
         )
     assert _status().failures == 1
+
+
+def test_a_dbt_task_refused_by_the_open_breaker_waits_and_then_runs_without_using_a_retry(
+    tmp_path, monkeypatch, redis_client
+):
+    """End to end: the DAG's dbt task is rescheduled while the breaker is open, then runs (half-open trial)."""
+    import json
+
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.models.taskreschedule import TaskReschedule
+    from airflow.utils.session import create_session
+
+    from hooks import circuit_breaker
+    from include.transform.manifest import build_manifest
+    from include.transform.project import DbtProject
+    from tests.support.dags import run_dag_object
+    from tests.support.transform import load_transform_dag
+
+    project = tmp_path / "tiny"
+    (project / "models").mkdir(parents=True)
+    (project / "dbt_project.yml").write_text(f"name: tiny\nversion: '1.0.0'\nconfig-version: 2\nprofile: {PROFILE}\n")
+    (project / "models" / "tiny_model.sql").write_text("select 1 as id\n")
+    monkeypatch.setenv("DBT_PROJECT_PATH", str(project))
+    monkeypatch.setenv("DBT_PROFILES_DIR", str(BUNDLED_PROFILES_DIR))
+    monkeypatch.setenv("DBT_PG_SCHEMA", "tiny")
+    monkeypatch.setenv("DBT_DOCS_SLUG", "tiny")
+    monkeypatch.setenv("AIRFLOW__COSMOS__DBT_DOCS_PROJECTS", json.dumps({"tiny": {"dir": str(tmp_path / "docs")}}))
+    build_manifest(DbtProject.from_env())  # so parsing the DAG takes well under the recovery timeout
+    dag = load_transform_dag()
+    # Open the breaker as three unreachable-warehouse failures would, with a 10 s recovery timeout.
+    monkeypatch.setenv("CIRCUIT_BREAKERS", json.dumps({"dbt": {"recovery_timeout": 10}}))
+    monkeypatch.setattr(circuit_breaker, "_config_cache", {})
+    breaker = dbt_breaker(PROFILE, TARGET)
+    for _ in range(3):
+        with pytest.raises(DbtWarehouseUnreachableError), breaker.guard():
+            raise DbtWarehouseUnreachableError("connection refused")
+    assert _status().state == "open"
+
+    result = run_dag_object(dag)
+
+    assert result.state == "success", result.task_states
+    assert result.try_numbers["dbt.tiny_model_run"] == 1  # waited, no retry used
+    with create_session() as session:
+        reschedules = (
+            session.query(TaskReschedule)
+            .join(TaskInstance, TaskInstance.id == TaskReschedule.ti_id)
+            .filter(TaskInstance.run_id == result.run_id, TaskInstance.task_id == "dbt.tiny_model_run")
+            .count()
+        )
+    assert reschedules >= 1
+    assert (_status().state, _status().failures) == ("closed", 0)  # the trial call succeeded
