@@ -138,7 +138,8 @@ def test_an_unreachable_warehouse_is_recognised_in_subprocess_mode_too(probe_pro
 def test_a_dbt_task_refused_by_the_open_breaker_waits_and_then_runs_without_using_a_retry(
     tmp_path, monkeypatch, redis_client
 ):
-    """End to end: the DAG's dbt task is rescheduled while the breaker is open, then runs (half-open trial)."""
+    """End to end: the warehouse fails just before the task's dbt call (opening the breaker), so the
+    call is refused and the task rescheduled; after the 2 s recovery its trial call runs and succeeds."""
     import json
 
     from airflow.models.taskinstance import TaskInstance
@@ -160,19 +161,26 @@ def test_a_dbt_task_refused_by_the_open_breaker_waits_and_then_runs_without_usin
     monkeypatch.setenv("DBT_PG_SCHEMA", "tiny")
     monkeypatch.setenv("DBT_DOCS_SLUG", "tiny")
     monkeypatch.setenv("AIRFLOW__COSMOS__DBT_DOCS_PROJECTS", json.dumps({"tiny": {"dir": str(tmp_path / "docs")}}))
-    build_manifest(DbtProject.from_env())  # so parsing the DAG takes well under the recovery timeout
-    dag = load_transform_dag()
-    # Open the breaker as three unreachable-warehouse failures would, with a 10 s recovery timeout.
-    monkeypatch.setenv("CIRCUIT_BREAKERS", json.dumps({"dbt": {"recovery_timeout": 10}}))
+    monkeypatch.setenv("CIRCUIT_BREAKERS", json.dumps({"dbt": {"recovery_timeout": 2}}))
     monkeypatch.setattr(circuit_breaker, "_config_cache", {})
-    breaker = dbt_breaker(PROFILE, TARGET)
-    for _ in range(3):
-        with pytest.raises(DbtWarehouseUnreachableError), breaker.guard():
-            raise DbtWarehouseUnreachableError("connection refused")
-    assert _status().state == "open"
+    build_manifest(DbtProject.from_env())  # rendered from a manifest, so parsing is quick
+    dag = load_transform_dag()
+    down = []
+
+    def warehouse_goes_down(context, operator):
+        """Cosmos interceptor (runs before the dbt command): three unreachable failures, first try only."""
+        if not down:
+            down.append(operator.task_id)
+            breaker = dbt_breaker(PROFILE, TARGET)
+            for _ in range(3):
+                with pytest.raises(DbtWarehouseUnreachableError), breaker.guard():
+                    raise DbtWarehouseUnreachableError("connection refused")
+
+    dag.get_task("dbt.tiny_model_run").interceptors = [warehouse_goes_down]
 
     result = run_dag_object(dag)
 
+    assert down == ["dbt.tiny_model_run"]
     assert result.state == "success", result.task_states
     assert result.try_numbers["dbt.tiny_model_run"] == 1  # waited, no retry used
     with create_session() as session:
