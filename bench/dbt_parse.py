@@ -9,9 +9,8 @@
 
 Each measurement is a fresh process that has Airflow imported and times ``DagBag`` on the DAG
 file. *Cold* (the headline): nothing else loaded, as in Airflow 3.3's DAG processor and task
-workers, which parse each file in a fresh (forked) process; importing Cosmos and the Airflow
-plugins that Cosmos's manifest read pulls in (ObjectStoragePath -> hook lineage -> plugins) is
-paid for. *Warm*: the same with Cosmos and the plugins already loaded, which isolates the cost of
+workers, which parse each file in a fresh (forked) process, so importing Cosmos is paid for.
+*Warm*: the same with Cosmos and the Airflow plugins already loaded, which isolates the cost of
 rendering the dbt project itself. All configurations are interleaved round by round.
 """
 

@@ -26,11 +26,11 @@ wait (state *up for reschedule*) instead of failing; see `python -m include brea
 
 from __future__ import annotations
 
-from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
+from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, RenderConfig
 from cosmos.constants import ExecutionMode, InvocationMode, SourceRenderingBehavior, TestBehavior
 
 from include.categories import platform_dag
-from include.transform.project import DbtProject, dbt_executable
+from include.transform.project import DbtProject, dbt_executable, local_manifest_project_config
 from operators.guarded_dbt import GuardedDbtDocsLocalOperator, guard_dbt_tasks
 
 project = DbtProject.from_env()
@@ -50,11 +50,7 @@ with platform_dag(
 ) as dag:
     dbt_project = DbtTaskGroup(
         group_id="dbt",
-        project_config=ProjectConfig(
-            dbt_project_path=project.project_path,
-            manifest_path=project.manifest_path if project.has_manifest else None,
-            install_dbt_deps=project.needs_dbt_deps,
-        ),
+        project_config=local_manifest_project_config(project),
         profile_config=profile_config,
         execution_config=ExecutionConfig(
             execution_mode=ExecutionMode.LOCAL,

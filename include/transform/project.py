@@ -132,3 +132,25 @@ class DbtProject:
             self.project_name,
         )
         return LoadMode.DBT_LS
+
+
+def local_manifest_project_config(project: DbtProject):
+    """Cosmos ``ProjectConfig`` for ``project``, reading a local manifest with plain ``pathlib``.
+
+    Cosmos wraps every ``manifest_path`` in Airflow's ObjectStoragePath, whose first read in a
+    process loads the filesystem providers and every Airflow plugin (for hook lineage): about half a
+    second on each parse of the DAG file (the DAG processor and every task parse it in a fresh
+    process), more than rendering the project itself. The manifest here is a local file, so a
+    ``pathlib.Path`` (a type ``ProjectConfig.manifest_path`` declares) reads the same bytes; see
+    ``bench/dbt_parse.py``.
+    """
+    from cosmos import ProjectConfig
+
+    config = ProjectConfig(
+        dbt_project_path=project.project_path,
+        manifest_path=project.manifest_path if project.has_manifest else None,
+        install_dbt_deps=project.needs_dbt_deps,
+    )
+    if project.has_manifest:
+        config.manifest_path = project.manifest_path
+    return config

@@ -35,7 +35,10 @@ def _single_model_tests(manifest: dict, model_id: str) -> list[str]:
 def test_it_is_rendered_from_the_manifest(dag, caplog):
     from cosmos.constants import LoadMode
 
-    assert dag.task_group_dict["dbt"].dbt_graph.load_method == LoadMode.DBT_MANIFEST
+    graph = dag.task_group_dict["dbt"].dbt_graph
+    assert graph.load_method == LoadMode.DBT_MANIFEST
+    # read with pathlib, not ObjectStoragePath (which loads every plugin on each parse)
+    assert type(graph.project.manifest_path) is type(current_manifest())
     with caplog.at_level(logging.INFO, logger="include.transform.project"):
         load_transform_dag()
     assert "rendering dbt project analytics from manifest" in caplog.text
