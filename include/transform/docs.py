@@ -95,7 +95,7 @@ def publish_docs(project_dir: str, slug: str, **_context: Any) -> list[str]:
     target = Path(project_dir) / "target"
     missing = [name for name in DOCS_ARTEFACTS if not (target / name).is_file()]
     if missing:
-        raise DocsPublishError(f"dbt docs generate did not produce {missing} in {target}")
+        raise DocsPublishError(f"dbt docs generate did not produce {missing} in {target}; dbt's output above says why")
     published = []
     for name in DOCS_ARTEFACTS:
         content = (target / name).read_bytes()
