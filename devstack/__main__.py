@@ -24,7 +24,7 @@ import urllib.request
 from pathlib import Path
 
 from devstack import services
-from devstack.airflow_env import PROJECT_ROOT, airflow_environment
+from devstack.airflow_env import PROJECT_ROOT, airflow_environment, dbt_profile_environment
 
 LOCAL_DIR = PROJECT_ROOT / ".local"
 RUN_DIR = LOCAL_DIR / "run"
@@ -121,19 +121,22 @@ def _admin_password() -> str:
     return json.loads(path.read_text()).get("admin", "?") if path.exists() else "(see .local/logs/api-server.log)"
 
 
-def _prepare_dbt(database_url: str, env: dict[str, str]) -> None:
-    """Demo source data for the bundled dbt project, and the manifest the transform DAG renders from."""
+def prepare_dbt(database_url: str) -> None:
+    """Demo source data for the bundled dbt project, and the manifest the transform DAG renders from.
+
+    The demo rows go in only when the DAG renders the bundled project (``DBT_PROJECT_PATH`` unset or
+    pointing at ``dbt/``); the manifest is built for whichever project it renders.
+    """
     import psycopg
 
     from include.transform.demo_data import load_demo_data
     from include.transform.project import BUNDLED_PROJECT, DbtProject
 
-    if DbtProject.from_env({**os.environ, **env}).project_path == BUNDLED_PROJECT:
+    if DbtProject.from_env().project_path == BUNDLED_PROJECT:
         with psycopg.connect(database_url) as conn:
             load_demo_data(conn)
-    subprocess.run(
-        [sys.executable, "-m", "include", "dbt", "manifest"], env={**os.environ, **env}, check=True, cwd=PROJECT_ROOT
-    )
+    env = {**os.environ, **dbt_profile_environment(database_url)}
+    subprocess.run([sys.executable, "-m", "include", "dbt", "manifest"], env=env, check=True, cwd=PROJECT_ROOT)
 
 
 def up(port: int) -> int:
@@ -152,7 +155,7 @@ def up(port: int) -> int:
 
     env = airflow_environment(AIRFLOW_HOME, database_url=postgres.url, redis_url=redis.url, api_port=port)
     _write_env_file(env)
-    _prepare_dbt(postgres.url, env)
+    prepare_dbt(postgres.url)
     _run_airflow(["db", "migrate"], env)
     subprocess.run(
         [sys.executable, "-m", "devstack.airflow_settings", "--override", f"warehouse={postgres.url}"],

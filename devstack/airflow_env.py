@@ -51,24 +51,30 @@ def airflow_environment(
     }
 
 
-def dbt_environment(home: Path, *, database_url: str) -> dict[str, str]:
-    """The dbt profile's connection (``dbt/profiles.yml`` reads ``DBT_PG_*``) and Cosmos's settings.
-
-    The warehouse of the dbt profile is the same database as ``database_url``; the dbt docs are
-    published to, and served by the UI from, ``<home>/dbt_docs/analytics``.
-    """
+def dbt_profile_environment(database_url: str) -> dict[str, str]:
+    """The dbt profile's connection (``dbt/profiles.yml`` reads ``DBT_PG_*``): the warehouse at ``database_url``."""
     parts = urlsplit(database_url)
     env = {
         "DBT_PG_HOST": parts.hostname or "127.0.0.1",
         "DBT_PG_PORT": str(parts.port or 5432),
         "DBT_PG_USER": unquote(parts.username or "postgres"),
         "DBT_PG_DBNAME": unquote(parts.path.lstrip("/")) or "analytics",
+    }
+    if parts.password:
+        env["DBT_ENV_SECRET_PG_PASSWORD"] = unquote(parts.password)
+    return env
+
+
+def dbt_environment(home: Path, *, database_url: str) -> dict[str, str]:
+    """The dbt profile's connection and Cosmos's settings for an Airflow process of the project.
+
+    The dbt docs are published to, and served by the UI from, ``<home>/dbt_docs/analytics``.
+    """
+    return {
+        **dbt_profile_environment(database_url),
         "AIRFLOW__COSMOS__DBT_DOCS_PROJECTS": json.dumps(
             {"analytics": {"dir": str(home / "dbt_docs" / "analytics"), "name": "dbt Docs (Analytics)"}}
         ),
         "AIRFLOW__COSMOS__CACHE_DIR": str(home / "cosmos"),
         "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
     }
-    if parts.password:
-        env["DBT_ENV_SECRET_PG_PASSWORD"] = unquote(parts.password)
-    return env
