@@ -15,3 +15,12 @@ ENV PYTHONPATH=/usr/local/airflow:/usr/local/airflow/plugins \
     AIRFLOW__METRICS__LEGACY_NAMES_ON=True \
     # Only what monitoring/statsd_mapping.yml maps (same list as devstack/airflow_env.py; a test checks).
     AIRFLOW__METRICS__METRICS_ALLOW_LIST="^platform[.],^ti[._],^task,^dag,^pool[.],^executor[.],^scheduler,^operator_,^trigger,^asset[.],^deadline_alerts[.],^celery[.]"
+
+# dbt (transform DAG). The docs task publishes `dbt docs generate` output to this directory and
+# Cosmos's UI plugin serves it (Browse -> dbt Docs); docker-compose.override.yml shares it between
+# the scheduler (which runs the tasks locally) and the API server. Profile connection: DBT_PG_*.
+ENV AIRFLOW__COSMOS__DBT_DOCS_PROJECTS='{"analytics": {"dir": "/usr/local/airflow/dbt_docs/analytics", "name": "dbt Docs (Analytics)"}}' \
+    AIRFLOW__COSMOS__ENABLE_TELEMETRY=False
+# The manifest the transform DAG renders from (LoadMode.DBT_MANIFEST), built now: `dbt parse`
+# needs no database. The docs directory is created here so the shared volume inherits its owner.
+RUN python -m include dbt manifest && mkdir -p /usr/local/airflow/dbt_docs/analytics

@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: help venv run run-celery stop status test lint format bench lock clean
+.PHONY: help venv run run-celery stop status test lint format bench lock clean dbt-manifest
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -39,7 +39,10 @@ format: venv  ## apply ruff fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-test: venv lint  ## the whole suite against real PostgreSQL and Redis (started if down)
+dbt-manifest: venv  ## build dbt/target/manifest.json for the transform DAG (dbt parse; no database needed)
+	$(BIN)/python -m include dbt manifest
+
+test: venv lint dbt-manifest  ## the whole suite against real PostgreSQL and Redis (started if down)
 	$(BIN)/pytest
 
 bench: venv  ## every benchmark in bench/ (each prints a ratio against an in-run baseline)

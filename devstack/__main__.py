@@ -1,9 +1,10 @@
 """Run the whole platform locally without Docker: ``python -m devstack up|down|status``.
 
-``up`` reaches (or starts) PostgreSQL and Redis, applies the platform schema, prepares the Airflow
-metadata database, applies ``airflow_settings.yaml`` and starts the Airflow components (and, with
-``--executor celery``, one Celery worker per category queue). ``down`` stops exactly those
-processes and the project-local services. Both are safe to repeat.
+``up`` reaches (or starts) PostgreSQL and Redis, applies the platform schema, loads the dbt demo
+data and builds the dbt manifest, prepares the Airflow metadata database, applies
+``airflow_settings.yaml`` and starts the Airflow components (and, with ``--executor celery``, one
+Celery worker per category queue). ``down`` stops exactly those processes and the project-local
+services. Both are safe to repeat.
 """
 
 from __future__ import annotations
@@ -11,11 +12,12 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import subprocess
 import sys
 from urllib.parse import urlsplit, urlunsplit
 
 from devstack import services
-from devstack.airflow_env import PROJECT_ROOT
+from devstack.airflow_env import PROJECT_ROOT, dbt_profile_environment
 from devstack.stack import LocalStack
 
 LOCAL_DIR = PROJECT_ROOT / ".local"
@@ -27,6 +29,24 @@ log = logging.getLogger("devstack")
 
 def _with_path(url: str, path: str) -> str:
     return urlunsplit(urlsplit(url)._replace(path=path))
+
+
+def prepare_dbt(database_url: str) -> None:
+    """Demo source data for the bundled dbt project, and the manifest the transform DAG renders from.
+
+    The demo rows go in only when the DAG renders the bundled project (``DBT_PROJECT_PATH`` unset or
+    pointing at ``dbt/``); the manifest is built for whichever project it renders.
+    """
+    import psycopg
+
+    from include.transform.demo_data import load_demo_data
+    from include.transform.project import BUNDLED_PROJECT, DbtProject
+
+    if DbtProject.from_env().project_path == BUNDLED_PROJECT:
+        with psycopg.connect(database_url) as conn:
+            load_demo_data(conn)
+    env = {**os.environ, **dbt_profile_environment(database_url)}
+    subprocess.run([sys.executable, "-m", "include", "dbt", "manifest"], env=env, check=True, cwd=PROJECT_ROOT)
 
 
 def _stack(executor: str, port: int) -> LocalStack:
@@ -59,6 +79,7 @@ def up(executor: str, port: int) -> int:
     with psycopg.connect(stack.database_url) as conn:
         applied = apply_migrations(conn)
     log.info("platform schema up to date (%s newly applied)", applied or "none")
+    prepare_dbt(stack.database_url)
     env = stack.up()
     stack.write_env_file(env)
     workers = [name for name in stack.components() if name.startswith("celery-worker-")]

@@ -5,6 +5,8 @@ python -m include alerts validate|sync|list|check|outbox|deliver|create-row-coun
 python -m include breakers status [--json]   every circuit breaker and target (REDIS_URL)
 python -m include breakers reset NAME [--target TARGET]
 python -m include reports runs [--report NAME] [--limit N]   latest report runs, deliveries, errors
+python -m include dbt manifest               build the dbt manifest the transform DAG renders (DBT_PROJECT_PATH)
+python -m include dbt load-demo              load the demo source data of the bundled dbt project (DATABASE_URL)
 """
 
 from __future__ import annotations
@@ -90,6 +92,24 @@ def _reports(args: argparse.Namespace) -> int:
     return 0
 
 
+def _dbt(args: argparse.Namespace) -> int:
+    from include.transform.project import DbtProject
+
+    if args.action == "manifest":
+        from include.transform.manifest import build_manifest
+
+        print(f"dbt manifest written to {build_manifest(DbtProject.from_env())}")
+        return 0
+    import psycopg
+
+    from include.settings import database_url
+    from include.transform.demo_data import load_demo_data
+
+    with psycopg.connect(database_url()) as conn:
+        load_demo_data(conn)  # logs the row counts
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m include", description="Analytics platform commands")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -112,6 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
     recent.add_argument("--limit", type=int, default=20)
     recent.add_argument("--json", action="store_true", help="machine-readable output")
     reports.set_defaults(func=_reports)
+    dbt = sub.add_parser("dbt", help="the dbt project of the transform DAG")
+    dbt.add_argument("action", choices=["manifest", "load-demo"], help="build the manifest, or load the demo data")
+    dbt.set_defaults(func=_dbt)
     return parser
 
 

@@ -49,10 +49,16 @@ def fresh_dag(dag_id: str):
 
 def run_dag(dag_id: str, conf: dict[str, Any] | None = None, **test_kwargs: Any) -> DagRunResult:
     """``dag.test()`` (which serializes the DAG first, as Airflow 3.3 needs) and collect task states."""
+    return run_dag_object(fresh_dag(dag_id), conf, **test_kwargs)
+
+
+def run_dag_object(dag, conf: dict[str, Any] | None = None, **test_kwargs: Any) -> DagRunResult:
+    """Like :func:`run_dag` for a DAG object the test loaded itself (e.g. with other settings)."""
     from airflow.models.dagrun import DagRun
     from airflow.utils.session import create_session
 
-    run = fresh_dag(dag_id).test(run_conf=conf, **test_kwargs)
+    dag_id = dag.dag_id
+    run = dag.test(run_conf=conf, **test_kwargs)
     with create_session() as session:
         run = session.merge(run)
         instances = run.get_task_instances(session=session)

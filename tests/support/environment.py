@@ -1,7 +1,8 @@
 """One test session's real services and Airflow home.
 
 Set up in ``pytest_configure`` (before anything imports Airflow) and torn down in
-``pytest_unconfigure``: a fresh PostgreSQL database (created, migrated, then dropped), a Redis
+``pytest_unconfigure``: a fresh PostgreSQL database (created, migrated, loaded with the dbt demo
+source rows, then dropped), a Redis
 database index claimed for the session, and a temporary ``AIRFLOW_HOME`` with a SQLite metadata DB.
 """
 
@@ -94,9 +95,11 @@ def _prepare(env: TestEnvironment) -> None:
             sys.path.insert(0, path)
 
     from include.migrations import apply_migrations
+    from include.transform.demo_data import load_demo_data
 
     with psycopg.connect(database_url) as conn:
         apply_migrations(conn)
+        load_demo_data(conn)  # the bundled dbt project's source rows, as `make run` loads them
     subprocess.run(
         [str(Path(sys.executable).parent / "airflow"), "db", "migrate"],
         check=True,

@@ -1,0 +1,81 @@
+"""
+### Transform (dbt)
+
+Builds the dbt project with [Cosmos](https://astronomer.github.io/astronomer-cosmos/), the job of
+the old worker's `dbt` queue (concurrency 1): every dbt model is an Airflow task.
+
+* **`dbt.raw_<table>_source`**: `dbt source freshness` for each source table; a stale source
+  fails here and the models built from it do not run.
+* **`dbt.<model>.run`** then **`dbt.<model>.test`**: each model, then its data tests; a failing
+  test stops everything downstream of the model. Tests on two models run as their own task.
+* **`generate_docs`**: `dbt docs generate`, published where the Airflow UI serves it
+  (**Browse -> dbt Docs (Analytics)**).
+
+The project is `DBT_PROJECT_PATH` (default: the bundled `dbt/`) with `profiles.yml` from
+`DBT_PROFILES_DIR`; the graph comes from the manifest built by `make dbt-manifest` (falling back to
+`dbt ls`, with a warning in the DAG processor log, when it is missing).
+
+**Schedule**: hourly at minute 15. **Pool**: `dbt` (1 slot, shared with every dbt task).
+
+**When it fails**: open the failed task's log: dbt's own output names the failing model, test or
+source. A stale source means its loader is late: reload it, then clear the source task. A failing
+test means bad data: fix it upstream (or the test), then clear the test task. If the warehouse is
+unreachable, three failed dbt invocations open the `dbt` circuit breaker and the remaining tasks
+wait (state *up for reschedule*) instead of failing; see `python -m include breakers status`.
+"""
+
+from __future__ import annotations
+
+from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, RenderConfig
+from cosmos.constants import ExecutionMode, InvocationMode, SourceRenderingBehavior, TestBehavior
+
+from include.categories import platform_dag
+from include.transform.project import DbtProject, dbt_executable, local_manifest_project_config
+from operators.guarded_dbt import GuardedDbtDocsLocalOperator, guard_dbt_tasks
+
+project = DbtProject.from_env()
+profile_config = ProfileConfig(
+    profile_name=project.profile_name,
+    target_name=project.target_name,
+    profiles_yml_filepath=project.profiles_yml,
+)
+
+with platform_dag(
+    dag_id="transform",
+    category="dbt",
+    schedule="15 * * * *",
+    doc_md=__doc__,
+    tags=["dbt"],
+    max_active_tasks=1,
+) as dag:
+    dbt_project = DbtTaskGroup(
+        group_id="dbt",
+        project_config=local_manifest_project_config(project),
+        profile_config=profile_config,
+        execution_config=ExecutionConfig(
+            execution_mode=ExecutionMode.LOCAL,
+            invocation_mode=InvocationMode.DBT_RUNNER,
+            dbt_executable_path=dbt_executable(),
+        ),
+        render_config=RenderConfig(
+            load_method=project.load_mode(),
+            test_behavior=TestBehavior.AFTER_EACH,
+            source_rendering_behavior=SourceRenderingBehavior.WITH_TESTS_OR_FRESHNESS,
+            should_detach_multiple_parents_tests=True,
+        ),
+    )
+
+    generate_docs = GuardedDbtDocsLocalOperator(
+        task_id="generate_docs",
+        project_dir=str(project.project_path),
+        profile_config=profile_config,
+        invocation_mode=InvocationMode.DBT_RUNNER,
+        dbt_executable_path=dbt_executable(),
+        install_deps=project.needs_dbt_deps,
+        emit_datasets=False,
+        callback="include.transform.docs.publish_docs",
+        callback_args={"slug": project.docs_slug},
+    )
+
+    dbt_project >> generate_docs
+    guard_dbt_tasks(dag.tasks)

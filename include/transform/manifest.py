@@ -1,0 +1,72 @@
+"""Build the dbt manifest the ``transform`` DAG renders from (``make dbt-manifest``).
+
+``dbt parse`` reads the project and writes ``target/manifest.json`` without touching the
+database, so it runs at image build time, in CI and on a laptop alike.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+from include.transform.project import DbtProject
+
+log = logging.getLogger(__name__)
+
+
+#: Project files whose change makes the manifest stale.
+_PROJECT_FILE_SUFFIXES = (".sql", ".yml", ".yaml", ".csv", ".py", ".md")
+_NOT_PROJECT_DIRS = {"target", "logs", "dbt_packages", ".git"}
+
+
+class ManifestBuildError(RuntimeError):
+    """``dbt parse`` failed; the message carries dbt's error."""
+
+
+def build_manifest(project: DbtProject) -> Path:
+    """Run ``dbt parse`` in-process for ``project`` and return the manifest path."""
+    from dbt.cli.main import dbtRunner
+
+    result = dbtRunner().invoke(
+        [
+            "parse",
+            "--project-dir",
+            str(project.project_path),
+            "--profiles-dir",
+            str(project.profiles_dir),
+            "--profile",
+            project.profile_name,
+            "--target",
+            project.target_name,
+            "--quiet",
+        ]
+    )
+    if not result.success:
+        raise ManifestBuildError(f"dbt parse failed for {project.project_path}: {result.exception}")
+    built = project.project_path / "target" / "manifest.json"
+    if not built.is_file():
+        raise ManifestBuildError(f"dbt parse succeeded but wrote no {built}")
+    if built.resolve() != project.manifest_path.resolve():
+        project.manifest_path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(built, project.manifest_path)
+    log.debug("dbt manifest of %s written to %s", project.project_name, project.manifest_path)
+    return project.manifest_path
+
+
+def manifest_is_current(project: DbtProject) -> bool:
+    """Whether the manifest exists and is newer than every file of the project."""
+    if not project.has_manifest:
+        return False
+    built_at = project.manifest_path.stat().st_mtime
+    for path in project.project_path.rglob("*"):
+        if _NOT_PROJECT_DIRS.intersection(path.relative_to(project.project_path).parts):
+            continue
+        if path.suffix in _PROJECT_FILE_SUFFIXES and path.stat().st_mtime > built_at:
+            return False
+    return True
+
+
+def ensure_manifest(project: DbtProject) -> Path:
+    """Build the manifest unless it is current; return its path."""
+    return project.manifest_path if manifest_is_current(project) else build_manifest(project)
