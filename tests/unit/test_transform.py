@@ -214,31 +214,3 @@ def test_a_manifest_older_than_a_model_is_not_current(tmp_path):
     assert manifest_is_current(project)
     model.write_text("select 2")
     assert not manifest_is_current(project)
-
-
-# ----------------------------------------------------------------------------- metrics
-
-
-@pytest.mark.parametrize(
-    ("metric", "labels", "prometheus"),
-    [
-        ("dbt.invocations", {"command": "source_freshness", "outcome": "unreachable"}, "platform_dbt_invocations"),
-        ("dbt.invocation_seconds", {"command": "docs_generate"}, "platform_dbt_invocation_seconds"),
-    ],
-)
-def test_every_dbt_metric_has_a_statsd_exporter_mapping(metric, labels, prometheus):
-    import re
-
-    import yaml
-
-    from include.metrics import metric_name
-
-    name = f"airflow.{metric_name(metric, labels)}"
-    mapping = yaml.safe_load((Path(__file__).resolve().parents[2] / "monitoring" / "statsd_mapping.yml").read_text())
-    matching = [
-        rule for rule in mapping["mappings"] if re.fullmatch(re.escape(rule["match"]).replace(r"\*", r"[^.]+"), name)
-    ]
-    assert matching, f"no mapping rule matches {name}"
-    rule = matching[0]
-    assert rule["name"] == prometheus
-    assert set(rule["labels"]) == set(labels)
