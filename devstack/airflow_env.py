@@ -91,6 +91,38 @@ def airflow_environment(
         "DBT_PROFILES_DIR": os.environ.get("DBT_PROFILES_DIR", str(root / "dbt")),
         **statsd_environment(),
         **dbt_environment(home, database_url=database_url),
+        **legacy_channel_connections(),
+    }
+
+
+def legacy_channel_connections(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """The old worker's alert settings as the Airflow connections the platform uses.
+
+    ``ALERT_WEBHOOK_URL`` becomes ``slack_alerts`` when it is a Slack incoming webhook, else
+    ``alert_webhook``; ``ALERT_EMAIL_SMTP_HOST`` (with ``_PORT``, ``_USER``, ``_PASSWORD``, ``_FROM``)
+    becomes ``smtp_default``. A connection set explicitly (``AIRFLOW_CONN_*``) wins.
+    """
+    environ = os.environ if environ is None else environ
+    connections: dict[str, dict] = {}
+    webhook = environ.get("ALERT_WEBHOOK_URL")
+    if webhook:
+        if urlsplit(webhook).hostname == "hooks.slack.com":
+            connections["SLACK_ALERTS"] = {"conn_type": "slackwebhook", "password": webhook}
+        else:
+            connections["ALERT_WEBHOOK"] = {"conn_type": "http", "host": webhook}
+    smtp_host = environ.get("ALERT_EMAIL_SMTP_HOST")
+    if smtp_host:
+        smtp: dict = {"conn_type": "smtp", "host": smtp_host, "port": int(environ.get("ALERT_EMAIL_SMTP_PORT", "587"))}
+        if environ.get("ALERT_EMAIL_SMTP_USER"):
+            smtp["login"] = environ["ALERT_EMAIL_SMTP_USER"]
+            smtp["password"] = environ.get("ALERT_EMAIL_SMTP_PASSWORD", "")
+        if environ.get("ALERT_EMAIL_FROM"):
+            smtp["extra"] = json.dumps({"from_email": environ["ALERT_EMAIL_FROM"]})
+        connections["SMTP_DEFAULT"] = smtp
+    return {
+        f"AIRFLOW_CONN_{name}": json.dumps(fields)
+        for name, fields in connections.items()
+        if f"AIRFLOW_CONN_{name}" not in environ
     }
 
 

@@ -212,8 +212,10 @@ class LocalStack:
         return pid
 
     def write_env_file(self, env: dict[str, str]) -> Path:
+        """``.local/env.sh`` for the airflow CLI; connections (which may carry secrets) stay out of it."""
         path = self.local_dir / "env.sh"
-        lines = [f"export {key}={shlex.quote(value)}" for key, value in sorted(env.items())]
+        shareable = {k: v for k, v in env.items() if not k.startswith("AIRFLOW_CONN_")}
+        lines = [f"export {key}={shlex.quote(value)}" for key, value in sorted(shareable.items())]
         lines.append(f'export PATH={shlex.quote(str(Path(sys.executable).parent))}:"$PATH"')
         path.write_text(
             "# Written by `make run`: source it to use the airflow CLI on the local stack.\n" + "\n".join(lines) + "\n"
