@@ -20,6 +20,7 @@ from devstack.stack import LocalStack, worker_concurrency
 from include.categories import CATEGORIES
 from tests.support.dags import dag_bag
 from tests.support.servers import free_port
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.celery
 
@@ -75,11 +76,13 @@ def test_every_dag_runs_on_its_queue_workers_within_pool_limits(celery_stack, sc
     api.headers["Authorization"] = f"Bearer {token}"
     dag_ids = sorted(dag_bag().dags)
 
-    deadline = time.monotonic() + 180
-    for dag_id in dag_ids:  # wait for the dag-processor to have parsed every DAG
-        while api.get(f"{stack.url}/api/v2/dags/{dag_id}", timeout=10).status_code != 200:
-            assert time.monotonic() < deadline, f"{dag_id} was never parsed; see {stack.log_dir}"
-            time.sleep(1)
+    for dag_id in dag_ids:  # the dag-processor must have parsed every DAG
+        wait_until(
+            lambda dag_id=dag_id: api.get(f"{stack.url}/api/v2/dags/{dag_id}", timeout=10).ok,
+            what=f"the dag-processor to parse {dag_id} (logs in {stack.log_dir})",
+            timeout=180,
+            interval=1,
+        )
 
     sampler = PoolSampler(scratch_database)
     sampler.start()
@@ -90,14 +93,16 @@ def test_every_dag_runs_on_its_queue_workers_within_pool_limits(celery_stack, sc
         assert response.status_code == 200, response.text
         runs[dag_id] = response.json()["dag_run_id"]
 
-    states = {}
-    deadline = time.monotonic() + RUN_TIMEOUT
-    while len(states) < len(runs) and time.monotonic() < deadline:
-        for dag_id, run_id in runs.items():
-            state = api.get(f"{stack.url}/api/v2/dags/{dag_id}/dagRuns/{run_id}", timeout=10).json()["state"]
-            if state in ("success", "failed"):
-                states[dag_id] = state
-        time.sleep(2)
+    def finished_runs() -> dict[str, str] | None:
+        states = {
+            dag_id: api.get(f"{stack.url}/api/v2/dags/{dag_id}/dagRuns/{run_id}", timeout=10).json()["state"]
+            for dag_id, run_id in runs.items()
+        }
+        return states if all(state in ("success", "failed") for state in states.values()) else None
+
+    states = wait_until(
+        finished_runs, what=f"every DAG run to finish (logs in {stack.log_dir})", timeout=RUN_TIMEOUT, interval=2
+    )
     sampler.stop_event.set()
     sampler.join(5)
     assert states == dict.fromkeys(runs, "success"), f"run states {states}; logs in {stack.log_dir}"

@@ -212,7 +212,10 @@ def test_redis_stopped_mid_flight_fails_open(test_env):
     import shutil
     import subprocess
 
+    import redis
+
     from tests.support.servers import free_port
+    from tests.support.waiting import wait_until
 
     port = free_port()
     server = subprocess.Popen(
@@ -222,14 +225,7 @@ def test_redis_stopped_mid_flight_fails_open(test_env):
     try:
         store = BreakerStore(f"redis://127.0.0.1:{port}/0")
         breaker = CircuitBreaker("database", "db-y", config=FAST, store=store)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                store.client.ping()
-                break
-            except Exception:
-                assert time.monotonic() < deadline, "test redis-server did not start"
-                time.sleep(0.05)
+        wait_until(store.client.ping, what="the test redis-server", timeout=10, ignore=(redis.RedisError,))
         assert breaker.call(lambda: "guarded") == "guarded"
         assert breaker.status().state == "closed"
     finally:

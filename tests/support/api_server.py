@@ -7,12 +7,12 @@ import os
 import secrets
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import requests
 
 from tests.support.servers import free_port
+from tests.support.waiting import wait_until
 
 
 class AirflowApiServer:
@@ -52,18 +52,24 @@ class AirflowApiServer:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+
+        def healthy() -> bool:
             if self._process.poll() is not None:
                 raise RuntimeError(f"api-server exited; see {self.log_path}:\n{self.log_path.read_text()[-3000:]}")
-            try:
-                if requests.get(f"{self.url}/api/v2/monitor/health", timeout=2).status_code == 200:
-                    return self
-            except requests.RequestException:
-                pass
-            time.sleep(0.5)
-        self.stop()
-        raise RuntimeError(f"api-server did not answer within {timeout:.0f}s; see {self.log_path}")
+            return requests.get(f"{self.url}/api/v2/monitor/health", timeout=2).status_code == 200
+
+        try:
+            wait_until(
+                healthy,
+                what=f"the api-server (log {self.log_path})",
+                timeout=timeout,
+                interval=0.5,
+                ignore=(requests.RequestException,),
+            )
+        except TimeoutError:
+            self.stop()
+            raise
+        return self
 
     def token(self, username: str = "admin", password: str | None = None) -> str:
         response = requests.post(

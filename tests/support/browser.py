@@ -16,6 +16,8 @@ from typing import Any
 
 import requests
 
+from tests.support.waiting import wait_until
+
 CHROMIUM_FLAGS = (
     "--headless",
     "--no-sandbox",
@@ -68,12 +70,19 @@ class Chromium:
             start_new_session=True,
         )
         port_file = self._profile / "DevToolsActivePort"
-        deadline = time.monotonic() + self.timeout
-        while not (port_file.exists() and port_file.read_text().strip()):
-            if self._process.poll() is not None or time.monotonic() > deadline:
-                self.__exit__()
-                raise BrowserError(f"Chromium did not start: {(self._profile / 'chromium.log').read_text()[-2000:]}")
-            time.sleep(0.1)
+
+        def started() -> bool:
+            if self._process.poll() is not None:
+                raise BrowserError("Chromium exited")
+            return port_file.exists() and bool(port_file.read_text().strip())
+
+        try:
+            wait_until(started, what="Chromium's DevTools port", timeout=self.timeout)
+        except (BrowserError, TimeoutError):
+            self.__exit__()
+            raise BrowserError(
+                f"Chromium did not start: {(self._profile / 'chromium.log').read_text()[-2000:]}"
+            ) from None
         port = int(port_file.read_text().split()[0])
         targets = requests.get(f"http://127.0.0.1:{port}/json/list", timeout=5).json()
         page = next(t for t in targets if t["type"] == "page")
@@ -127,14 +136,15 @@ class Chromium:
 
     def wait_for(self, condition: str, timeout: float | None = None) -> Any:
         """Poll the JavaScript ``condition`` until it is truthy; return its value."""
-        deadline = time.monotonic() + (timeout or self.timeout)
-        while time.monotonic() < deadline:
-            with contextlib.suppress(BrowserError):  # the page may be navigating
-                value = self.evaluate(condition)
-                if value:
-                    return value
-            time.sleep(0.1)
-        raise BrowserError(f"timed out waiting for {condition}; page: {self.evaluate('location.href')}")
+        try:  # BrowserError while waiting: the page may be navigating
+            return wait_until(
+                lambda: self.evaluate(condition),
+                what=condition,
+                timeout=timeout or self.timeout,
+                ignore=(BrowserError,),
+            )
+        except TimeoutError as error:
+            raise BrowserError(f"{error}; page: {self.evaluate('location.href')}") from None
 
     # ------------------------------------------------------------------ conveniences
 

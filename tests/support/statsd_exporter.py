@@ -21,7 +21,6 @@ import os
 import re
 import socket
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -260,13 +259,14 @@ class PacketCapture:
 
     def wait_for(self, name: str, timeout: float = 5) -> Packet:
         """The first packet called ``name``, waiting up to ``timeout`` seconds for it."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for packet in list(self.packets):
-                if packet.name == name:
-                    return packet
-            time.sleep(0.05)
-        raise AssertionError(f"no StatsD packet {name!r}; got {sorted(self.names())}")
+        from tests.support.waiting import wait_until
+
+        return wait_until(
+            lambda: next((p for p in list(self.packets) if p.name == name), None),
+            what=f"StatsD packet {name!r} (got {sorted(self.names())})",
+            timeout=timeout,
+            interval=0.05,
+        )
 
     def __enter__(self) -> PacketCapture:
         self._thread.start()

@@ -12,6 +12,7 @@ import pytest
 
 from tests.integration.reports.conftest import S3_CONN_ID, insert_report, plant_run, sales_csv
 from tests.support.dags import run_dag
+from tests.support.waiting import wait_until
 
 
 def _runs(db, report_id=None):
@@ -232,13 +233,12 @@ def test_retried_delivery_sends_the_email_once(db, reports_env, s3_server, monke
     monkeypatch.setattr(deliver, "retry_exponential_backoff", 0)
 
     def create_bucket_after_the_failure() -> None:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            row = db.execute("SELECT 1 FROM analytics_report_deliveries WHERE status = 'failed'").fetchone()
-            if row:
-                s3_server.create_bucket(missing_bucket)
-                return
-            time.sleep(0.1)
+        wait_until(
+            lambda: db.execute("SELECT 1 FROM analytics_report_deliveries WHERE status = 'failed'").fetchone(),
+            what="the first upload to fail",
+            timeout=60,
+        )
+        s3_server.create_bucket(missing_bucket)
 
     watcher = threading.Thread(target=create_bucket_after_the_failure, daemon=True)
     watcher.start()
