@@ -76,12 +76,9 @@ def _plan_jobs(context: dict[str, Any]) -> dict[str, Any]:
     from include.sql import load_sql
 
     config = load_config()
-    # The run's own conf (the trigger form writes every parameter into it; a scheduled run has
-    # none): unlike context["params"], it cannot carry values over from another run of the same
-    # in-memory DAG object (dag.test), because Airflow resolves params into shared Param objects.
-    conf = getattr(context.get("dag_run"), "conf", None) or {}
-    requested = requested_jobs(conf.get("jobs"))
-    exact_counts = _exact_counts_param(conf.get("exact_counts"))
+    params = context.get("params") or {}
+    requested = requested_jobs(params.get("jobs"))
+    exact_counts = _exact_counts_param(params.get("exact_counts"))
     with _warehouse().transaction() as conn:
         rows = conn.execute(load_sql("refresh_log/last_started.sql"), {"jobs": list(JOBS)}).fetchall()
     now = rows[0][0]
