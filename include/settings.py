@@ -6,6 +6,10 @@ Read these inside tasks and commands, never at DAG parse time.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from typing import TypeVar
+
+N = TypeVar("N", int, float)
 
 #: Airflow connection ids used by the platform.
 WAREHOUSE_CONN_ID = "warehouse"
@@ -36,3 +40,18 @@ def prometheus_url() -> str:
 def grafana_url() -> str:
     """Grafana, linked from the Circuit breakers page (``GRAFANA_URL``)."""
     return (os.environ.get("GRAFANA_URL") or "http://localhost:3000").rstrip("/")
+
+
+def env_number(name: str, default: N, kind: Callable[[str], N] = float) -> N:
+    """The number in environment variable ``name`` (``default`` when unset or empty).
+
+    A value that is not a number is an error naming the variable, not a silent default.
+    """
+    raw = os.environ.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return kind(raw)
+    except ValueError:
+        expected = "an integer" if kind is int else "a number"
+        raise ValueError(f"setting {name}={raw!r} is not {expected}") from None

@@ -6,23 +6,13 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from include.settings import SLACK_CONN_ID, SMTP_CONN_ID, WEBHOOK_CONN_ID
+from include.settings import SLACK_CONN_ID, SMTP_CONN_ID, WEBHOOK_CONN_ID, env_number
 
 #: Where alert definitions kept as code live (YAML files).
 DEFAULT_DEFINITIONS_DIR = Path(__file__).resolve().parent / "definitions"
 
 #: Connection used by a channel that names none.
 DEFAULT_CONNECTIONS = {"slack": SLACK_CONN_ID, "email": SMTP_CONN_ID, "webhook": WEBHOOK_CONN_ID}
-
-
-def _float(name: str, default: float) -> float:
-    raw = os.environ.get(name)
-    if raw in (None, ""):
-        return default
-    try:
-        return float(raw)
-    except ValueError:
-        raise ValueError(f"setting {name}={raw!r} is not a number") from None
 
 
 @dataclass(frozen=True)
@@ -55,12 +45,12 @@ class AlertSettings:
         base = cls()
         return cls(
             definitions_dir=Path(os.environ.get("ALERT_DEFINITIONS_DIR") or base.definitions_dir),
-            minimum_interval=_float("ALERT_MINIMUM_INTERVAL_SECONDS", base.minimum_interval),
-            max_timeout=_float("ALERT_MAX_TIMEOUT_SECONDS", base.max_timeout),
-            retry_base=_float("ALERT_DELIVERY_RETRY_BASE_SECONDS", base.retry_base),
-            retry_max=_float("ALERT_DELIVERY_RETRY_MAX_SECONDS", base.retry_max),
-            max_attempts=int(_float("ALERT_DELIVERY_MAX_ATTEMPTS", base.max_attempts)),
-            sending_lease=_float("ALERT_SENDING_LEASE_SECONDS", base.sending_lease),
+            minimum_interval=env_number("ALERT_MINIMUM_INTERVAL_SECONDS", base.minimum_interval),
+            max_timeout=env_number("ALERT_MAX_TIMEOUT_SECONDS", base.max_timeout),
+            retry_base=env_number("ALERT_DELIVERY_RETRY_BASE_SECONDS", base.retry_base),
+            retry_max=env_number("ALERT_DELIVERY_RETRY_MAX_SECONDS", base.retry_max),
+            max_attempts=env_number("ALERT_DELIVERY_MAX_ATTEMPTS", base.max_attempts, int),
+            sending_lease=env_number("ALERT_SENDING_LEASE_SECONDS", base.sending_lease),
         )
 
 

@@ -8,16 +8,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
-def _int(name: str, default: int) -> int:
-    raw = os.environ.get(name)
-    if raw in (None, ""):
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise ValueError(f"{name} must be an integer, got {raw!r}") from None
-
-
 @dataclass(frozen=True)
 class ReportSettings:
     """Where files go and the defaults a report definition may override."""
@@ -44,18 +34,18 @@ class ReportSettings:
 
     @classmethod
     def from_env(cls) -> ReportSettings:
-        from include.settings import SMTP_CONN_ID
+        from include.settings import SMTP_CONN_ID, env_number
 
         home = Path(os.environ.get("AIRFLOW_HOME") or Path.home() / "airflow")
         return cls(
             storage_url=os.environ.get("REPORTS_STORAGE_URL") or (home / "reports").resolve().as_uri(),
             storage_conn_id=os.environ.get("REPORTS_STORAGE_CONN_ID") or None,
             staging_dir=Path(os.environ.get("REPORTS_STAGING_DIR") or Path(tempfile.gettempdir()) / "platform-reports"),
-            max_attachment_bytes=_int("REPORTS_MAX_ATTACHMENT_BYTES", 10 * 1024 * 1024),
-            link_expiry_seconds=_int("REPORTS_LINK_EXPIRY_SECONDS", 7 * 24 * 3600),
-            statement_timeout_seconds=_int("REPORTS_STATEMENT_TIMEOUT_SECONDS", 300),
+            max_attachment_bytes=env_number("REPORTS_MAX_ATTACHMENT_BYTES", 10 * 1024 * 1024, int),
+            link_expiry_seconds=env_number("REPORTS_LINK_EXPIRY_SECONDS", 7 * 24 * 3600, int),
+            statement_timeout_seconds=env_number("REPORTS_STATEMENT_TIMEOUT_SECONDS", 300, int),
             smtp_conn_id=os.environ.get("REPORTS_SMTP_CONN_ID") or SMTP_CONN_ID,
             destination_conn_id=os.environ.get("REPORTS_DESTINATION_CONN_ID") or None,
-            claim_lease_seconds=_int("REPORTS_CLAIM_LEASE_SECONDS", 3600),
-            max_attempts=_int("REPORTS_MAX_ATTEMPTS", 5),
+            claim_lease_seconds=env_number("REPORTS_CLAIM_LEASE_SECONDS", 3600, int),
+            max_attempts=env_number("REPORTS_MAX_ATTEMPTS", 5, int),
         )
