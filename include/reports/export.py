@@ -5,10 +5,10 @@ rows and the client only moves bytes, in blocks, from the socket to the file. XL
 streamed in chunks from the server and written by xlsxwriter in ``constant_memory`` mode.
 
 User SQL is bound client-side (``%(name)s`` placeholders), then checked to be exactly one
-row-returning statement by preparing and describing it on the server; the COPY and the XLSX
+row-returning query by preparing and describing it on the server; the COPY and the XLSX
 stream are sent through the extended query protocol, which refuses several statements too. The
-caller runs all of this in a READ ONLY transaction with a statement timeout
-(:meth:`hooks.warehouse.WarehouseHook.read_only_transaction`).
+caller runs all of this on the reader role, in a READ ONLY transaction with a statement timeout
+(:meth:`hooks.warehouse.WarehouseReaderHook.read_only_transaction`).
 
 A file is written under a temporary name and renamed when it is complete.
 """
@@ -78,28 +78,18 @@ def bind_sql(conn: psycopg.Connection, sql: str, parameters: Mapping[str, Any] |
 
 
 def describe_statement(conn: psycopg.Connection, statement: str) -> tuple[str, ...]:
-    """Prepare ``statement`` unnamed on the server (without running it); return its column names.
+    """Check on the server, without running it, that ``statement`` is one query returning rows; return its columns.
 
-    The server refuses several statements in one prepared statement, and a statement that returns
-    no rows (``SET``, ``DELETE`` without ``RETURNING``...) has no columns: both raise
-    :class:`ReportQueryError`. Errors in the SQL itself (syntax, unknown table) raise the server's error.
+    See :func:`hooks.warehouse.describe_query`: anything else (several statements, ``COPY``,
+    ``DO``, ``SET``, a ``DELETE`` without ``RETURNING``...) raises :class:`ReportQueryError`.
+    Errors in the SQL itself (syntax, unknown table) raise the server's error.
     """
-    from psycopg import errors, pq
+    from hooks.warehouse import RefusedStatement, describe_query
 
-    encoding = conn.info.encoding
-    pgconn = conn.pgconn
-    result = pgconn.prepare(b"", statement.encode(encoding))
-    if result.status != pq.ExecStatus.COMMAND_OK:
-        error = errors.error_from_result(result, encoding=encoding)
-        if "multiple commands" in str(error):
-            raise ReportQueryError("the SQL must be exactly one statement; found several") from error
-        raise error
-    described = pgconn.describe_prepared(b"")
-    if described.status != pq.ExecStatus.COMMAND_OK:
-        raise errors.error_from_result(described, encoding=encoding)
-    if described.nfields == 0:
-        raise ReportQueryError("the SQL must be a query that returns rows (SELECT, WITH ... SELECT, VALUES, TABLE)")
-    return tuple((described.fname(i) or b"?column?").decode(encoding) for i in range(described.nfields))
+    try:
+        return describe_query(conn, statement)
+    except RefusedStatement as refused:
+        raise ReportQueryError(str(refused)) from None
 
 
 # --------------------------------------------------------------------------- CSV through COPY

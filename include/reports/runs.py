@@ -29,7 +29,7 @@ from include.reports.definitions import (
 from include.sql import load_sql
 
 if TYPE_CHECKING:
-    from hooks.warehouse import WarehouseHook
+    from hooks.warehouse import WarehouseHook, WarehouseReaderHook
 
 log = logging.getLogger(__name__)
 
@@ -49,16 +49,22 @@ class ReportNotFoundError(InvalidReportError):
 
 @dataclass
 class Services:
-    """What every step needs: the warehouse hook and the settings."""
+    """What every step needs: the platform's hook (runs, deliveries), the reader (report SQL), the settings."""
 
     hook: WarehouseHook
     settings: ReportSettings
+    reader: WarehouseReaderHook
 
     @classmethod
     def create(cls, settings: ReportSettings | None = None) -> Services:
         from hooks.warehouse import WarehouseHook
+        from include.security.reader import reader_hook
 
-        return cls(WarehouseHook(application_name="analytics-platform-reports"), settings or ReportSettings.from_env())
+        return cls(
+            WarehouseHook(application_name="analytics-platform-reports"),
+            settings or ReportSettings.from_env(),
+            reader_hook("analytics-platform-reports"),
+        )
 
 
 def _rows(conn, name: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
@@ -333,7 +339,7 @@ def generate_run(run_id: int, *, worker: str, services: Services | None = None) 
     parameters = {"slot": run["slot"], **(run["parameters"] or {})}
     started = time.perf_counter()
     try:
-        with ctx.hook.read_only_transaction(statement_timeout=timeout) as conn:
+        with ctx.reader.read_only_transaction(statement_timeout=timeout) as conn:
             result = export_query(
                 conn, run["sql"], parameters, staging / file_name, format=fmt, wait_timeout=timeout + 60
             )
