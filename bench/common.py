@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -13,9 +12,6 @@ from pathlib import Path
 from typing import Any
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-for path in (str(PROJECT_ROOT), str(PROJECT_ROOT / "plugins")):
-    if path not in sys.path:
-        sys.path.insert(0, path)
 
 
 def airflow_env(home: Path | None = None) -> dict[str, str]:

@@ -1,7 +1,9 @@
 """The environment every local Airflow process of the project runs with (``make run`` and tests).
 
-It mirrors what the Astro image sets: ``AIRFLOW_HOME`` with the project on ``PYTHONPATH`` (so
-``include`` imports) and ``plugins/`` importable, examples off, LocalExecutor on SQLite.
+It mirrors what the Astro image sets: ``AIRFLOW_HOME``, the project's ``dags/`` and ``plugins/``
+folders, examples off, LocalExecutor on SQLite. The project's packages (``include``, and the
+plugins' ``hooks``, ``operators``, ``notifiers``) import because ``make venv`` installs the project
+into the venv (editable); the image puts the same folders on ``PYTHONPATH`` (Dockerfile).
 """
 
 from __future__ import annotations
@@ -66,12 +68,8 @@ def airflow_environment(
 ) -> dict[str, str]:
     """Environment variables (to add to ``os.environ``) for an Airflow process of this project."""
     root = PROJECT_ROOT
-    python_path = [str(root), str(root / "plugins")]
-    if os.environ.get("PYTHONPATH"):
-        python_path.append(os.environ["PYTHONPATH"])
     return {
         "AIRFLOW_HOME": str(home),
-        "PYTHONPATH": os.pathsep.join(python_path),
         "AIRFLOW__CORE__DAGS_FOLDER": str(root / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(root / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
