@@ -14,11 +14,10 @@ baseline slower still, so the ratio here is a lower bound.
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 
-from bench.common import PROJECT_ROOT, emit_result, print_table
+from bench.common import emit_result, print_table
 
 TARGET_RATIO = 10.0
 
@@ -98,7 +97,6 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=100)
     args = parser.parse_args()
 
-    sys.path.insert(0, str(PROJECT_ROOT))
     from tests.support import environment
 
     env = environment.set_up()  # fresh warehouse database, Redis index and Airflow home

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -13,21 +12,15 @@ from pathlib import Path
 from typing import Any
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-for path in (str(PROJECT_ROOT), str(PROJECT_ROOT / "plugins")):
-    if path not in sys.path:
-        sys.path.insert(0, path)
 
 
 def airflow_env(home: Path | None = None) -> dict[str, str]:
     """Environment for an Airflow process of the project, with a throw-away AIRFLOW_HOME."""
     from devstack.airflow_env import airflow_environment
+    from include.settings import database_url, redis_url
 
     home = home or Path(tempfile.mkdtemp(prefix="bench-airflow-"))
-    env = airflow_environment(
-        home,
-        database_url=os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/analytics"),
-        redis_url=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
-    )
+    env = airflow_environment(home, database_url=database_url(), redis_url=redis_url())
     return {**os.environ, **env}
 
 

@@ -18,6 +18,7 @@ SLACK_CONN_ID = "slack_alerts"
 WEBHOOK_CONN_ID = "alert_webhook"
 ANALYTICS_API_CONN_ID = "analytics_api"
 
+#: The local servers `make run`, the tests and the benchmarks use unless DATABASE_URL / REDIS_URL say otherwise.
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/analytics"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -28,7 +29,10 @@ def database_url() -> str:
 
 
 def redis_url() -> str:
-    """Redis holding the circuit-breaker state (``REDIS_URL``)."""
+    """The Redis that `make run` and the tests point the breakers' connection at (``REDIS_URL``).
+
+    Airflow processes do not read it: the breakers use the connection ``circuit_breaker_redis``.
+    """
     return os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL
 
 

@@ -1,9 +1,11 @@
-"""One test session's real services and Airflow home.
+"""One test session's Airflow home and, for the tests that need them, its real services.
 
-Set up in ``pytest_configure`` (before anything imports Airflow) and torn down in
-``pytest_unconfigure``: a fresh PostgreSQL database (created, migrated, loaded with the dbt demo
-source rows, then dropped), a Redis
-database index claimed for the session, and a temporary ``AIRFLOW_HOME`` with a SQLite metadata DB.
+:func:`isolate_airflow` runs in ``pytest_configure`` of ``tests/conftest.py`` (before anything
+imports Airflow) for every session: a temporary ``AIRFLOW_HOME`` and the project's Airflow
+settings, and nothing is connected to. :func:`set_up` runs only when a test needs the services
+(the session fixture of ``tests/integration/conftest.py``; ``bench/alerts.py``): a fresh PostgreSQL
+database (created, migrated, loaded with the dbt demo source rows, then dropped), a Redis database
+index claimed for the session, and the SQLite metadata DB of the Airflow home migrated.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from devstack import services
 from devstack.airflow_env import PROJECT_ROOT, airflow_environment
+from include import settings
 
 _LOCK_TTL = 4 * 3600
 
@@ -59,7 +62,23 @@ def _redis_url_with_db(url: str, index: int) -> str:
     return urlunsplit(urlsplit(url)._replace(path=f"/{index}"))
 
 
-def set_up() -> TestEnvironment:
+def isolate_airflow(home: Path | None = None, *, database_url: str = "", redis_url: str = "") -> Path:
+    """Point this process at a throw-away ``AIRFLOW_HOME`` with the project's Airflow settings.
+
+    Call it before Airflow is imported. It connects to nothing: without URLs the warehouse and
+    Redis are the configured ones (``DATABASE_URL``, ``REDIS_URL``), until :func:`set_up` points
+    them at the session's own.
+    """
+    home = home or Path(tempfile.mkdtemp(prefix="airflow-test-home-"))
+    database_url = database_url or settings.database_url()
+    redis_url = redis_url or settings.redis_url()
+    os.environ.update(airflow_environment(home, database_url=database_url, redis_url=redis_url))
+    os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "False"
+    return home
+
+
+def set_up(home: Path | None = None) -> TestEnvironment:
+    """The session's warehouse database and Redis index, and the Airflow home ``home`` (or a new one) migrated."""
     import psycopg
     from psycopg import sql
 
@@ -72,7 +91,7 @@ def set_up() -> TestEnvironment:
     database_url = _with_db(postgres.url, name)
     redis_db = _claim_redis_db(redis_handle.url)
     redis_url = _redis_url_with_db(redis_handle.url, redis_db)
-    home = Path(tempfile.mkdtemp(prefix="airflow-test-home-"))
+    home = home or Path(tempfile.mkdtemp(prefix="airflow-test-home-"))
     env = TestEnvironment(database_url, admin_url, redis_url, redis_db, home, [postgres, redis_handle])
     try:
         _prepare(env)
@@ -86,18 +105,13 @@ def _prepare(env: TestEnvironment) -> None:
     """Point this process at the session's services and prepare both databases."""
     import psycopg
 
-    database_url, redis_url, home = env.database_url, env.redis_url, env.airflow_home
-    os.environ.update(airflow_environment(home, database_url=database_url, redis_url=redis_url))
-    os.environ["AIRFLOW_CONN_WAREHOUSE"] = database_url
-    os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "False"
-    for path in (str(PROJECT_ROOT / "plugins"), str(PROJECT_ROOT)):
-        if path not in sys.path:
-            sys.path.insert(0, path)
+    isolate_airflow(env.airflow_home, database_url=env.database_url, redis_url=env.redis_url)
+    os.environ["AIRFLOW_CONN_WAREHOUSE"] = env.database_url
 
     from include.migrations import apply_migrations
     from include.transform.demo_data import load_demo_data
 
-    with psycopg.connect(database_url) as conn:
+    with psycopg.connect(env.database_url) as conn:
         apply_migrations(conn)
         load_demo_data(conn)  # the bundled dbt project's source rows, as `make run` loads them
     subprocess.run(
