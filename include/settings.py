@@ -36,16 +36,6 @@ def redis_url() -> str:
     return os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL
 
 
-def prometheus_url() -> str:
-    """Prometheus, linked from the Circuit breakers page (``PROMETHEUS_URL``)."""
-    return (os.environ.get("PROMETHEUS_URL") or "http://localhost:9090").rstrip("/")
-
-
-def grafana_url() -> str:
-    """Grafana, linked from the Circuit breakers page (``GRAFANA_URL``)."""
-    return (os.environ.get("GRAFANA_URL") or "http://localhost:3000").rstrip("/")
-
-
 def env_number(name: str, default: N, kind: Callable[[str], N] = float) -> N:
     """The number in environment variable ``name`` (``default`` when unset or empty).
 

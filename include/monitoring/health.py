@@ -19,8 +19,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from urllib.parse import urlsplit
 
-from include import metrics
 from include.sql import load_sql
+from observability import metrics
 
 log = logging.getLogger(__name__)
 

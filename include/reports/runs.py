@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from include import metrics
 from include.reports.config import ReportSettings
 from include.reports.definitions import (
     InvalidReportError,
@@ -27,6 +26,7 @@ from include.reports.definitions import (
     validate_definition,
 )
 from include.sql import load_sql
+from observability import metrics
 
 if TYPE_CHECKING:
     from hooks.warehouse import WarehouseHook

@@ -36,7 +36,7 @@ from typing import Any, TypeVar
 
 from airflow.sdk.exceptions import AirflowRescheduleException
 
-from include import metrics
+from observability import metrics
 
 log = logging.getLogger(__name__)
 
