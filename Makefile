@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: help venv run run-celery stop status test test-unit lint format bench lock clean dbt-manifest
+.PHONY: help venv run run-celery stop status test test-unit chromium lint format bench lock clean dbt-manifest
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -51,7 +51,10 @@ NO_SERVICES := DATABASE_URL=postgresql://postgres@127.0.0.1:1/no_service REDIS_U
 test-unit: venv dbt-manifest  ## the fast loop: tests/unit and tests/dags in seconds, PostgreSQL and Redis not needed
 	$(NO_SERVICES) $(BIN)/pytest -q tests/unit tests/dags
 
-test: venv lint test-unit  ## the whole suite: test-unit, then the rest against real PostgreSQL and Redis (started if down)
+chromium:  ## Chromium for the breaker page test: found, else installed (apt-get as root), else the command that fixes it
+	$(PYTHON) -m tests.support.chromium
+
+test: chromium venv lint test-unit  ## the whole suite: test-unit, then the rest against real PostgreSQL and Redis (started if down)
 	$(BIN)/pytest tests --ignore=tests/unit --ignore=tests/dags
 
 bench: venv  ## every benchmark in bench/ (each prints a ratio against an in-run baseline)
