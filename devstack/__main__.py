@@ -66,10 +66,9 @@ def provision_roles(admin_url: str, plan: RolePlan = LOCAL_ROLES) -> tuple[str, 
     """
     from include.security.roles import plan_arguments
 
-    python_path = os.pathsep.join([str(PROJECT_ROOT), str(PROJECT_ROOT / "plugins")])
     subprocess.run(
         [sys.executable, "-m", "include", "roles", "setup", *plan_arguments(plan)],
-        env={**os.environ, "DATABASE_URL": admin_url, "PYTHONPATH": python_path},
+        env={**os.environ, "DATABASE_URL": admin_url},
         check=True,
         cwd=PROJECT_ROOT,
     )

@@ -22,6 +22,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from devstack.airflow_env import PROJECT_ROOT, airflow_environment, api_connection_environment, celery_environment
 
@@ -219,9 +220,9 @@ class LocalStack:
         return pid
 
     def write_env_file(self, env: dict[str, str]) -> Path:
-        """``.local/env.sh`` for the airflow CLI; connections (which may carry secrets) stay out of it."""
+        """``.local/env.sh`` for the airflow CLI and ``python -m include``; no connection with a password."""
         path = self.local_dir / "env.sh"
-        shareable = {k: v for k, v in env.items() if not k.startswith("AIRFLOW_CONN_")}
+        shareable = {k: v for k, v in env.items() if not k.startswith("AIRFLOW_CONN_") or not _has_password(v)}
         lines = [f"export {key}={shlex.quote(value)}" for key, value in sorted(shareable.items())]
         lines.append(f'export PATH={shlex.quote(str(Path(sys.executable).parent))}:"$PATH"')
         path.write_text(
@@ -242,6 +243,14 @@ class LocalStack:
 
     def _pid_file(self, name: str) -> Path:
         return self.run_dir / f"{name}.pid"
+
+
+def _has_password(connection: str) -> bool:
+    """Whether an ``AIRFLOW_CONN_*`` value (JSON, else a URI) carries a password."""
+    try:
+        return bool(json.loads(connection).get("password"))
+    except (ValueError, AttributeError):
+        return bool(urlsplit(connection).password)
 
 
 def _group_alive(pid: int) -> bool:

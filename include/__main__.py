@@ -3,7 +3,7 @@
 python -m include migrate                    apply the platform schema migrations (DATABASE_URL)
 python -m include roles setup|sql|check      the platform's role and the reader role (docs/security.md)
 python -m include alerts validate|sync|list|check|outbox|deliver|create-row-count|create-freshness
-python -m include breakers status [--json]   every circuit breaker and target (REDIS_URL)
+python -m include breakers status [--json]   every circuit breaker and target (connection circuit_breaker_redis)
 python -m include breakers reset NAME [--target TARGET]
 python -m include reports runs [--report NAME] [--limit N]   latest report runs, deliveries, errors
 python -m include dbt manifest               build the dbt manifest the transform DAG renders (DBT_PROJECT_PATH)

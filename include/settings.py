@@ -19,6 +19,7 @@ SLACK_CONN_ID = "slack_alerts"
 WEBHOOK_CONN_ID = "alert_webhook"
 ANALYTICS_API_CONN_ID = "analytics_api"
 
+#: The local servers `make run`, the tests and the benchmarks use unless DATABASE_URL / REDIS_URL say otherwise.
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/analytics"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -43,18 +44,11 @@ def reader_database_url() -> str:
 
 
 def redis_url() -> str:
-    """Redis holding the circuit-breaker state (``REDIS_URL``)."""
+    """The Redis that `make run` and the tests point the breakers' connection at (``REDIS_URL``).
+
+    Airflow processes do not read it: the breakers use the connection ``circuit_breaker_redis``.
+    """
     return os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL
-
-
-def prometheus_url() -> str:
-    """Prometheus, linked from the Circuit breakers page (``PROMETHEUS_URL``)."""
-    return (os.environ.get("PROMETHEUS_URL") or "http://localhost:9090").rstrip("/")
-
-
-def grafana_url() -> str:
-    """Grafana, linked from the Circuit breakers page (``GRAFANA_URL``)."""
-    return (os.environ.get("GRAFANA_URL") or "http://localhost:3000").rstrip("/")
 
 
 def env_number(name: str, default: N, kind: Callable[[str], N] = float) -> N:

@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from include import metrics
 from include.alerts.conditions import (
     ConditionError,
     QueryValue,
@@ -46,6 +45,7 @@ from include.alerts.messages import (
 from include.alerts.settings import DEFAULT_CONNECTIONS
 from include.alerts.state import AlertPolicy, AlertSnapshot, Outcome, Transition, next_state
 from include.sql import load_sql
+from observability import metrics
 
 if TYPE_CHECKING:
     from hooks.warehouse import WarehouseHook, WarehouseReaderHook

@@ -25,13 +25,17 @@ import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from include.reports.charts import CHART_FORMATS
+
 if TYPE_CHECKING:
     import psycopg
+
+    from include.reports.charts import ChartSpec
 
 #: Bytes gathered from the COPY stream before one write to the file.
 WRITE_BLOCK = 1 << 20
@@ -42,8 +46,30 @@ XLSX_MAX_ROWS = 1_048_576
 GZIP_LEVEL = 6
 
 
-class ReportQueryError(Exception):
-    """The report's SQL was refused or failed on the server: fix the report, retrying will not help."""
+class ReportGenerationError(Exception):
+    """The report cannot be generated as it is defined: fix the report, retrying will not help."""
+
+    #: Label of the ``reports.failed`` metric.
+    reason = "invalid"
+
+    def describe(self) -> str:
+        return str(self)
+
+
+class ReportQueryError(ReportGenerationError):
+    """The report's SQL was refused or failed on the server."""
+
+    reason = "query"
+
+    def describe(self) -> str:
+        return f"the query failed: {self}"
+
+
+def describe_failure(error: BaseException) -> str:
+    """What went wrong, for the run's error: which limit, the chart, or the query (the server's words)."""
+    if isinstance(error, ReportGenerationError):
+        return error.describe()
+    return f"the query failed: {error}"
 
 
 @dataclass(frozen=True)
@@ -279,6 +305,41 @@ def write_xlsx(conn: psycopg.Connection, statement: str, columns: tuple[str, ...
     return rows
 
 
+# --------------------------------------------------------------------------- charts
+
+
+def write_chart(
+    conn: psycopg.Connection,
+    statement: str,
+    columns: tuple[str, ...],
+    path: Path,
+    *,
+    format: str,
+    chart: ChartSpec,
+    title: str,
+    slot: datetime | None,
+) -> int:
+    """Draw ``chart`` from its aggregate of ``statement`` into a PNG or PDF; return the points drawn."""
+    from include.reports.charts import check_chart_columns
+    from include.reports.definitions import InvalidReportError
+    from include.reports.render import Document, fetch_chart_data, fetch_first_rows, render_pdf, render_png
+
+    try:
+        check_chart_columns(chart, columns)
+    except InvalidReportError as error:
+        raise ReportGenerationError(f"{error.field}: {str(error).split(': ', 1)[-1]}") from None
+    data = fetch_chart_data(conn, chart, statement)
+    if format == "png":
+        render_png(chart, data, path, title=title)
+    else:
+        first_columns, first_rows = (
+            fetch_first_rows(conn, statement, chart.table_rows) if chart.table_rows else ([], [])
+        )
+        document = Document(title=chart.title or title, slot=slot, generated_at=datetime.now(UTC))
+        render_pdf(chart, data, first_columns, first_rows, path, document=document)
+    return data.points
+
+
 # --------------------------------------------------------------------------- files
 
 
@@ -290,9 +351,13 @@ def export_query(
     *,
     format: str,
     wait_timeout: float = 3600.0,
+    chart: ChartSpec | None = None,
+    title: str = "report",
+    slot: datetime | None = None,
 ) -> ExportResult:
     """Run ``sql`` (one read-only statement) and write it to ``path`` in ``format``.
 
+    ``png`` and ``pdf`` draw ``chart`` (titled ``title``, for ``slot``) from its aggregate query.
     The file is written as ``.<name>.partial`` next to ``path`` and renamed only when complete;
     on failure the partial file is removed.
     """
@@ -302,7 +367,11 @@ def export_query(
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.partial")
     try:
-        if format == "xlsx":
+        if format in CHART_FORMATS:
+            if chart is None:
+                raise ReportGenerationError(f"chart: format {format!r} needs a chart spec")
+            rows = write_chart(conn, statement, columns, partial, format=format, chart=chart, title=title, slot=slot)
+        elif format == "xlsx":
             rows = write_xlsx(conn, statement, columns, partial)
         else:
             with open(partial, "wb") as raw:

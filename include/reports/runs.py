@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from include import metrics
 from include.reports.config import ReportSettings
 from include.reports.definitions import (
     InvalidReportError,
@@ -27,6 +26,7 @@ from include.reports.definitions import (
     validate_definition,
 )
 from include.sql import load_sql
+from observability import metrics
 
 if TYPE_CHECKING:
     from hooks.warehouse import WarehouseHook, WarehouseReaderHook
@@ -242,6 +242,7 @@ def _insert_run(
             else settings.max_attachment_bytes
         ),
         "email_subject": definition.email_subject,
+        "chart": Jsonb(definition.chart.as_json()) if definition.chart else None,
         "status": status,
         "error": error,
     }
@@ -278,9 +279,9 @@ def is_query_error(error: BaseException) -> bool:
     import psycopg
 
     from hooks.warehouse import is_database_failure
-    from include.reports.export import ReportQueryError
+    from include.reports.export import ReportGenerationError
 
-    if isinstance(error, ReportQueryError):
+    if isinstance(error, ReportGenerationError):
         return True
     return isinstance(error, psycopg.Error) and not is_database_failure(error)
 
@@ -295,7 +296,8 @@ def generate_run(run_id: int, *, worker: str, services: Services | None = None) 
     from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
     from hooks.circuit_breaker import CircuitOpenError
-    from include.reports.export import export_query
+    from include.reports.charts import parse_chart
+    from include.reports.export import describe_failure, export_query
     from include.reports.storage import archive_path, publish
 
     ctx = services or Services.create()
@@ -341,7 +343,15 @@ def generate_run(run_id: int, *, worker: str, services: Services | None = None) 
     try:
         with ctx.reader.read_only_transaction(statement_timeout=timeout) as conn:
             result = export_query(
-                conn, run["sql"], parameters, staging / file_name, format=fmt, wait_timeout=timeout + 60
+                conn,
+                run["sql"],
+                parameters,
+                staging / file_name,
+                format=fmt,
+                wait_timeout=timeout + 60,
+                chart=parse_chart(run["chart"], report=name),
+                title=name,
+                slot=run["slot"],
             )
         target = archive_path(settings.storage_url, settings.storage_conn_id, safe_name(name), run["slot"], file_name)
         location = publish(result.path, target)
@@ -351,9 +361,9 @@ def generate_run(run_id: int, *, worker: str, services: Services | None = None) 
         raise
     except Exception as error:
         if is_query_error(error):
-            message = f"report {name!r} run {run_id}: the query failed: {error}"
+            message = f"report {name!r} run {run_id}: {describe_failure(error)}"
             _mark_failed(ctx, run_id, message, "failed")
-            metrics.incr("reports.failed", reason="query")
+            metrics.incr("reports.failed", reason=getattr(error, "reason", "query"))
             raise AirflowFailException(message) from error
         _mark_failed(ctx, run_id, _error_text(error), "pending")
         metrics.incr("reports.failed", reason="error")

@@ -65,7 +65,7 @@ def test_inline_sql_request():
         ({"report_id": True}, "report_id", "positive integer"),
         ({"report_id": 1, "report_name": "x"}, "report_name", "not both"),
         ({"report_id": 1, "sql": "SELECT 1"}, "sql", "leave it empty"),
-        ({"sql": "SELECT 1", "format": "pdf"}, "format", "'pdf' is not a report format"),
+        ({"sql": "SELECT 1", "format": "docx"}, "format", "'docx' is not a report format"),
         ({"sql": "SELECT 1", "recipients": ["not-an-address"]}, "recipients", "not an email address"),
         ({"sql": "SELECT 1", "destination": "https://example.com/x"}, "destination", "not an object storage URL"),
         ({"sql": "SELECT 1", "destination": "file://relative/dir"}, "destination", "absolute path"),
@@ -102,7 +102,7 @@ def _definition(**changes) -> ReportDefinition:
     [
         ({"schedule": "61 * * * *"}, "schedule"),
         ({"timezone": "Mars/Olympus"}, "timezone"),
-        ({"format": "pdf"}, "format"),
+        ({"format": "docx"}, "format"),
         ({"sql": " ; "}, "sql"),
         ({"recipients": ("ok@example.com", "broken")}, "recipients"),
         ({"retention_days": 0}, "retention_days"),
