@@ -14,9 +14,12 @@ import os
 import statistics
 import time
 
-from bench.common import emit_result, print_table
+from bench.common import Target, finish, print_table
 
 PROCESSES = 8
+#: Ours costs at most half of pybreaker per guarded call, and admits exactly the configured trial.
+TARGET = Target("<=", 0.5)
+HALF_OPEN_TARGET = Target("==", 1)
 #: The Airflow connection of the scratch Redis database this benchmark flushes.
 CONN_ID = "bench_breaker_redis"
 
@@ -135,14 +138,14 @@ def main() -> None:
             ["(one Redis PING, for scale)", f"{ping_us:.0f} us", "-"],
         ],
     )
-    emit_result(
+    finish(
         "breaker",
         ours_us / theirs_us,
-        "<= 0.5",
+        TARGET,
+        checks={"half_open_admitted": (our_admitted, HALF_OPEN_TARGET)},
         ours_us=round(ours_us, 1),
         pybreaker_us=round(theirs_us, 1),
         redis_ping_us=round(ping_us, 1),
-        half_open_admitted_ours=our_admitted,
         half_open_admitted_pybreaker=their_admitted,
         half_open_configured=1,
         processes=PROCESSES,

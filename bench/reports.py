@@ -25,9 +25,9 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from bench.common import PROJECT_ROOT, emit_result, print_table
+from bench.common import PROJECT_ROOT, Target, finish, print_table
 
-TARGET_RATIO = 0.8
+TARGET = Target(">=", 0.8)
 QUERY = "SELECT id, customer, amount, created_at, paid, note FROM bench_report_rows WHERE id <= {rows}"
 
 
@@ -238,10 +238,10 @@ def main() -> None:
 
     ratio = median["psql"] / median["ours"]
     small, large = sorted(memory["ours"])[0], sorted(memory["ours"])[-1]
-    emit_result(
+    finish(
         "reports_csv_export",
         ratio,
-        f">= {TARGET_RATIO:g}",
+        TARGET,
         rows=args.rows,
         csv_mb=round(megabytes, 1),
         seconds={m: round(v, 3) for m, v in median.items()},
