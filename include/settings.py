@@ -20,6 +20,10 @@ WEBHOOK_CONN_ID = "alert_webhook"
 ANALYTICS_API_CONN_ID = "analytics_api"
 
 #: The local servers `make run`, the tests and the benchmarks use unless DATABASE_URL / REDIS_URL say otherwise.
+#: Most recipients one email may have (a report's ``recipients``, an alert email channel's ``to``):
+#: more are refused with an error naming the list; any number up to it is delivered.
+MAX_RECIPIENTS = 500
+
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/analytics"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 
