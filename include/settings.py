@@ -12,7 +12,6 @@ from typing import TypeVar
 N = TypeVar("N", int, float)
 
 #: Airflow connection ids used by the platform.
-WAREHOUSE_CONN_ID = "warehouse"
 SMTP_CONN_ID = "smtp_default"
 SLACK_CONN_ID = "slack_alerts"
 WEBHOOK_CONN_ID = "alert_webhook"

@@ -75,10 +75,6 @@ class ReportDefinition:
     created_at: datetime | None = None
     updated_at: datetime | None = None
 
-    @property
-    def file_stem(self) -> str:
-        return safe_name(self.name)
-
 
 @dataclass(frozen=True)
 class ReportRequest:
