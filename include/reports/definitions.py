@@ -69,6 +69,8 @@ class ReportDefinition:
     owner: str | None = None
     enabled: bool = True
     statement_timeout_seconds: int | None = None
+    file_timeout_seconds: int | None = None
+    run_timeout_seconds: int | None = None
     max_attachment_bytes: int | None = None
     email_subject: str | None = None
     chart: ChartSpec | None = None
@@ -149,6 +151,20 @@ def check_chart_required(fmt: str, chart: ChartSpec | None, *, report: str | Non
             '{"kind": "line", "x": "day", "y": "amount"}',
             report=report,
         )
+
+
+def check_run_timeout(seconds: int, *, field: str, report: str | None = None) -> int:
+    """A run limit must end before the generate task's execution timeout, or Airflow kills the task first."""
+    from include.categories import get_category
+
+    ceiling = get_category("reports").execution_timeout.total_seconds()
+    if seconds >= ceiling:
+        raise InvalidReportError(
+            field,
+            f"{seconds} s is not below the reports tasks' execution timeout of {ceiling:.0f} s",
+            report=report,
+        )
+    return seconds
 
 
 def _check_recipients(value: Any, *, field: str = "recipients", report: str | None = None) -> tuple[str, ...]:
@@ -257,6 +273,8 @@ def definition_from_row(row: Mapping[str, Any]) -> ReportDefinition:
         owner=row.get("owner"),
         enabled=row.get("enabled", True),
         statement_timeout_seconds=row.get("statement_timeout_seconds"),
+        file_timeout_seconds=row.get("file_timeout_seconds"),
+        run_timeout_seconds=row.get("run_timeout_seconds"),
         max_attachment_bytes=row.get("max_attachment_bytes"),
         email_subject=row.get("email_subject"),
         chart=parse_chart(row.get("chart"), report=name),
@@ -283,6 +301,8 @@ def validate_definition(definition: ReportDefinition) -> ReportDefinition:
         check_schedule(definition.schedule, report=name)
     if not isinstance(definition.retention_days, int) or definition.retention_days < 1:
         raise InvalidReportError("retention_days", "expected a positive number of days", report=name)
+    if definition.run_timeout_seconds is not None:
+        check_run_timeout(definition.run_timeout_seconds, field="run_timeout_seconds", report=name)
     return replace(definition, sql=sql, parameters=parameters, recipients=recipients)
 
 

@@ -222,7 +222,7 @@ def _draw_continuous(axes, chart: ChartSpec, data: ChartData, colors: list, *, t
     if temporal:
         from matplotlib.dates import AutoDateLocator, ConciseDateFormatter, DateFormatter
 
-        locator = AutoDateLocator()
+        locator = AutoDateLocator(minticks=3, maxticks=max(3, chart.width // 110))
         axes.xaxis.set_major_locator(locator)
         axes.xaxis.set_major_formatter(
             DateFormatter(chart.x_format) if chart.x_format else ConciseDateFormatter(locator)

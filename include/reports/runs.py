@@ -230,6 +230,8 @@ def _insert_run(
         "destinations": Jsonb([d.as_json() for d in definition.destinations]),
         "retention_days": definition.retention_days,
         "statement_timeout_seconds": definition.statement_timeout_seconds or settings.statement_timeout_seconds,
+        "file_timeout_seconds": definition.file_timeout_seconds or settings.file_timeout_seconds,
+        "run_timeout_seconds": definition.run_timeout_seconds or settings.run_timeout_seconds,
         "max_attachment_bytes": (
             definition.max_attachment_bytes
             if definition.max_attachment_bytes is not None
@@ -290,8 +292,8 @@ def generate_run(run_id: int, *, worker: str, services: Services | None = None) 
     from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
     from hooks.circuit_breaker import CircuitOpenError
-    from include.reports.charts import parse_chart
-    from include.reports.export import describe_failure, export_query
+    from include.reports.export import describe_failure, export_run
+    from include.reports.limits import RunClock, time_limits
     from include.reports.storage import archive_path, publish
 
     ctx = services or Services.create()
@@ -331,24 +333,12 @@ def generate_run(run_id: int, *, worker: str, services: Services | None = None) 
     name, fmt = run["report_name"], run["format"]
     file_name = run_file_name(run)
     staging = settings.staging_dir / f"run-{run_id}"
-    timeout = run["statement_timeout_seconds"]
-    parameters = {"slot": run["slot"], **(run["parameters"] or {})}
+    clock = RunClock(time_limits(run))
     started = time.perf_counter()
     try:
-        with ctx.hook.read_only_transaction(statement_timeout=timeout) as conn:
-            result = export_query(
-                conn,
-                run["sql"],
-                parameters,
-                staging / file_name,
-                format=fmt,
-                wait_timeout=timeout + 60,
-                chart=parse_chart(run["chart"], report=name),
-                title=name,
-                slot=run["slot"],
-            )
+        result = export_run(ctx.hook, run, staging / file_name, clock)
         target = archive_path(settings.storage_url, settings.storage_conn_id, safe_name(name), run["slot"], file_name)
-        location = publish(result.path, target)
+        location = publish(result.path, target, check=lambda: clock.check_run("publishing the file to the archive"))
     except CircuitOpenError:
         with ctx.hook.transaction() as conn:
             conn.execute(load_sql("reports/release_run.sql"), {"run_id": run_id, "worker": worker})

@@ -126,9 +126,9 @@ def test_sql_that_writes_or_runs_too_long_is_refused(read_only, db, tmp_path, sq
 def test_xlsx_continues_on_a_new_sheet_when_one_is_full(read_only, tmp_path, monkeypatch):
     import openpyxl
 
-    from include.reports import export
+    from include.reports import xlsx
 
-    monkeypatch.setattr(export, "XLSX_MAX_ROWS", 16)  # a header and 15 rows per sheet
+    monkeypatch.setattr(xlsx, "XLSX_MAX_ROWS", 16)  # a header and 15 rows per sheet
     result = export_query(read_only, "SELECT id FROM sales ORDER BY id", None, tmp_path / "s.xlsx", format="xlsx")
 
     assert result.rows == 40
