@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from include.reports.charts import MAX_POINTS, ChartSpec, aggregate_statement, first_rows_statement
-from include.reports.export import ReportGenerationError
+from include.reports.errors import ReportGenerationError
 
 if TYPE_CHECKING:
     import psycopg
@@ -203,6 +203,16 @@ def _colors(count: int) -> list:
     return [palette(i % palette.N) for i in range(count)]
 
 
+def _draw_series(axes, kind: str, xs: Sequence[Any], ys: Sequence[float], name: str, color) -> None:
+    """One series as points (scatter) or a line (line, area: filled below)."""
+    if kind == "scatter":
+        axes.scatter(xs, ys, label=name, color=color, s=14)
+        return
+    axes.plot(xs, ys, label=name, color=color, linewidth=1.8, marker="o" if len(xs) <= 40 else None)
+    if kind == "area":
+        axes.fill_between(xs, ys, alpha=0.25, color=color)
+
+
 def _draw_continuous(axes, chart: ChartSpec, data: ChartData, colors: list, *, temporal: bool) -> None:
     if chart.kind == "area" and chart.stacked:
         xs = sorted({x for values, _ in data.series.values() for x in values})
@@ -213,12 +223,7 @@ def _draw_continuous(axes, chart: ChartSpec, data: ChartData, colors: list, *, t
         axes.stackplot(xs, stacks, labels=list(data.series), colors=colors, alpha=0.85)
     else:
         for (name, (xs, ys)), color in zip(data.series.items(), colors, strict=True):
-            if chart.kind == "scatter":
-                axes.scatter(xs, ys, label=name, color=color, s=14)
-            else:
-                axes.plot(xs, ys, label=name, color=color, linewidth=1.8, marker="o" if len(xs) <= 40 else None)
-                if chart.kind == "area":
-                    axes.fill_between(xs, ys, alpha=0.25, color=color)
+            _draw_series(axes, chart.kind, xs, ys, name, color)
     if temporal:
         from matplotlib.dates import AutoDateLocator, ConciseDateFormatter, DateFormatter
 
@@ -250,12 +255,8 @@ def _draw_categorical(axes, chart: ChartSpec, data: ChartData, colors: list) -> 
             else:
                 offset = (index - (count - 1) / 2) * width
                 axes.bar([p + offset for p in places], ys, width, label=name, color=color)
-        elif chart.kind == "scatter":
-            axes.scatter(places, ys, label=name, color=color, s=14)
         else:
-            axes.plot(places, ys, label=name, color=color, linewidth=1.8, marker="o" if len(xs) <= 40 else None)
-            if chart.kind == "area":
-                axes.fill_between(places, ys, alpha=0.25, color=color)
+            _draw_series(axes, chart.kind, places, ys, name, color)
     labels = [
         format_value(x, chart.x_format if "{" in (chart.x_format or "") else None, _date_format(chart))
         for x in categories
