@@ -55,6 +55,18 @@ def _replace_db(url: str, database: str) -> str:
     return urlunsplit(parts._replace(path=f"/{database}"))
 
 
+def as_role(url: str, role: str, password: str | None = None) -> str:
+    """``url`` (same server and database) logging in as ``role``, with ``password`` if given."""
+    from urllib.parse import quote
+
+    parts = urlsplit(url)
+    login = quote(role, safe="") + (f":{quote(password, safe='')}" if password else "")
+    host = parts.hostname or "127.0.0.1"
+    if ":" in host:  # IPv6 literal
+        host = f"[{host}]"
+    return urlunsplit(parts._replace(netloc=f"{login}@{host}" + (f":{parts.port}" if parts.port else "")))
+
+
 # ---------------------------------------------------------------- PostgreSQL
 
 

@@ -52,6 +52,8 @@ class LocalStack:
     metadata_db_url: str | None = None
     broker_url: str | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
+    #: the reader role's URL (connection ``warehouse_reader``; ``database_url`` is the platform's role)
+    reader_url: str = ""
 
     @property
     def airflow_home(self) -> Path:
@@ -77,6 +79,8 @@ class LocalStack:
             api_port=self.port,
             metadata_db_url=self.metadata_db_url,
         )
+        if self.reader_url:
+            env["READER_DATABASE_URL"] = self.reader_url
         if self.executor == "celery":
             if not (self.metadata_db_url and self.broker_url):
                 raise ValueError("the Celery stack needs a PostgreSQL metadata DB and a broker URL")
@@ -112,8 +116,11 @@ class LocalStack:
         env = self.environment()
         airflow = str(Path(sys.executable).parent / "airflow")
         subprocess.run([airflow, "db", "migrate"], env={**os.environ, **env}, check=True, stdout=subprocess.DEVNULL)
+        overrides = [f"warehouse={self.database_url}"]
+        if self.reader_url:
+            overrides.append(f"warehouse_reader={self.reader_url}")
         subprocess.run(
-            [sys.executable, "-m", "devstack.airflow_settings", "--override", f"warehouse={self.database_url}"],
+            [sys.executable, "-m", "devstack.airflow_settings", *(f"--override={o}" for o in overrides)],
             env={**os.environ, **env},
             check=True,
             cwd=PROJECT_ROOT,

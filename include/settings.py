@@ -11,8 +11,9 @@ from typing import TypeVar
 
 N = TypeVar("N", int, float)
 
-#: Airflow connection ids used by the platform.
+#: Airflow connection ids used by the platform: its own role, and the reader role for user SQL.
 WAREHOUSE_CONN_ID = "warehouse"
+WAREHOUSE_READER_CONN_ID = "warehouse_reader"
 SMTP_CONN_ID = "smtp_default"
 SLACK_CONN_ID = "slack_alerts"
 WEBHOOK_CONN_ID = "alert_webhook"
@@ -26,6 +27,20 @@ DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 def database_url() -> str:
     """The warehouse DSN for commands run outside Airflow tasks (``DATABASE_URL``)."""
     return os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL
+
+
+def reader_database_url() -> str:
+    """The reader role's DSN for commands that run user SQL outside Airflow tasks (``READER_DATABASE_URL``).
+
+    There is no default: user SQL never falls back to the platform's ``DATABASE_URL``.
+    """
+    url = os.environ.get("READER_DATABASE_URL")
+    if not url:
+        raise ValueError(
+            "READER_DATABASE_URL is not set: commands that run alert or report SQL use the least-privilege "
+            "reader role, never DATABASE_URL (make run writes it to .local/env.sh; see docs/security.md)"
+        )
+    return url
 
 
 def redis_url() -> str:

@@ -10,10 +10,10 @@ Two phases, so that each time limit bounds what its name says (:mod:`include.rep
    the drawing, under the file limit. The file is written under a temporary name and renamed when complete.
 
 User SQL is bound client-side (``%(name)s`` placeholders), then checked to be exactly one
-row-returning statement by preparing and describing it on the server; the COPY and the row stream
+row-returning query by preparing and describing it on the server; the COPY and the row stream
 are sent through the extended query protocol, which refuses several statements too. The caller
-runs phase 1 in a READ ONLY transaction with a statement timeout
-(:meth:`hooks.warehouse.WarehouseHook.read_only_transaction`).
+runs phase 1 on the reader role, in a READ ONLY transaction with a statement timeout
+(:meth:`hooks.warehouse.WarehouseReaderHook.read_only_transaction`).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from include.reports.errors import ReportGenerationError, ReportQueryError
 if TYPE_CHECKING:
     import psycopg
 
-    from hooks.warehouse import WarehouseHook
+    from hooks.warehouse import WarehouseReaderHook
     from include.reports.charts import ChartSpec
     from include.reports.limits import RunClock
 
@@ -80,28 +80,18 @@ def bind_sql(conn: psycopg.Connection, sql: str, parameters: Mapping[str, Any] |
 
 
 def describe_statement(conn: psycopg.Connection, statement: str) -> tuple[str, ...]:
-    """Prepare ``statement`` unnamed on the server (without running it); return its column names.
+    """Check on the server, without running it, that ``statement`` is one query returning rows; return its columns.
 
-    The server refuses several statements in one prepared statement, and a statement that returns
-    no rows (``SET``, ``DELETE`` without ``RETURNING``...) has no columns: both raise
-    :class:`ReportQueryError`. Errors in the SQL itself (syntax, unknown table) raise the server's error.
+    See :func:`hooks.warehouse.describe_query`: anything else (several statements, ``COPY``,
+    ``DO``, ``SET``, a ``DELETE`` without ``RETURNING``...) raises :class:`ReportQueryError`.
+    Errors in the SQL itself (syntax, unknown table) raise the server's error.
     """
-    from psycopg import errors, pq
+    from hooks.warehouse import RefusedStatement, describe_query
 
-    encoding = conn.info.encoding
-    pgconn = conn.pgconn
-    result = pgconn.prepare(b"", statement.encode(encoding))
-    if result.status != pq.ExecStatus.COMMAND_OK:
-        error = errors.error_from_result(result, encoding=encoding)
-        if "multiple commands" in str(error):
-            raise ReportQueryError("the SQL must be exactly one statement; found several") from error
-        raise error
-    described = pgconn.describe_prepared(b"")
-    if described.status != pq.ExecStatus.COMMAND_OK:
-        raise errors.error_from_result(described, encoding=encoding)
-    if described.nfields == 0:
-        raise ReportQueryError("the SQL must be a query that returns rows (SELECT, WITH ... SELECT, VALUES, TABLE)")
-    return tuple((described.fname(i) or b"?column?").decode(encoding) for i in range(described.nfields))
+    try:
+        return describe_query(conn, statement)
+    except RefusedStatement as refused:
+        raise ReportQueryError(str(refused)) from None
 
 
 # --------------------------------------------------------------------------- CSV through COPY
@@ -405,13 +395,13 @@ def export_query(
     return fetched.write(path, clock=clock)
 
 
-def export_run(hook: WarehouseHook, run: Mapping[str, Any], path: Path, clock: RunClock) -> ExportResult:
-    """A report run's file at ``path``: the query in a READ ONLY transaction bounded by ``clock``'s
-    statement timeout, then the file written after the transaction has ended."""
+def export_run(reader: WarehouseReaderHook, run: Mapping[str, Any], path: Path, clock: RunClock) -> ExportResult:
+    """A report run's file at ``path``: the query on the reader, in a READ ONLY transaction bounded by
+    ``clock``'s statement timeout, then the file written after the transaction has ended."""
     from include.reports.charts import parse_chart
 
     timeout = clock.statement_timeout()
-    with hook.read_only_transaction(statement_timeout=timeout) as conn:
+    with reader.read_only_transaction(statement_timeout=timeout) as conn:
         fetched = run_query(
             conn,
             run["sql"],

@@ -29,7 +29,7 @@ from include.sql import load_sql
 from observability import metrics
 
 if TYPE_CHECKING:
-    from hooks.warehouse import WarehouseHook
+    from hooks.warehouse import WarehouseHook, WarehouseReaderHook
 
 log = logging.getLogger(__name__)
 
@@ -49,16 +49,22 @@ class ReportNotFoundError(InvalidReportError):
 
 @dataclass
 class Services:
-    """What every step needs: the warehouse hook and the settings."""
+    """What every step needs: the platform's hook (runs, deliveries), the reader (report SQL), the settings."""
 
     hook: WarehouseHook
     settings: ReportSettings
+    reader: WarehouseReaderHook
 
     @classmethod
     def create(cls, settings: ReportSettings | None = None) -> Services:
         from hooks.warehouse import WarehouseHook
+        from include.security.reader import reader_hook
 
-        return cls(WarehouseHook(application_name="analytics-platform-reports"), settings or ReportSettings.from_env())
+        return cls(
+            WarehouseHook(application_name="analytics-platform-reports"),
+            settings or ReportSettings.from_env(),
+            reader_hook("analytics-platform-reports"),
+        )
 
 
 def _rows(conn, name: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
@@ -337,7 +343,7 @@ def generate_run(run_id: int, *, worker: str, services: Services | None = None) 
     clock = RunClock(time_limits(run))
     started = time.perf_counter()
     try:
-        result = export_run(ctx.hook, run, staging / file_name, clock)
+        result = export_run(ctx.reader, run, staging / file_name, clock)
         target = archive_path(settings.storage_url, settings.storage_conn_id, safe_name(name), run["slot"], file_name)
         location = publish(result.path, target, check=lambda: clock.check_run("publishing the file to the archive"))
     except CircuitOpenError:

@@ -39,7 +39,7 @@ def check_inline_sql(request: ReportRequest, services=None) -> tuple[str, ...]:
     services = services or Services.create()
     parameters = {"slot": datetime.now(UTC), **(request.parameters or {})}
     try:
-        with services.hook.read_only_transaction(statement_timeout=SQL_CHECK_TIMEOUT) as conn:
+        with services.reader.read_only_transaction(statement_timeout=SQL_CHECK_TIMEOUT) as conn:
             return describe_statement(conn, bind_sql(conn, request.sql or "", parameters))
     except ReportQueryError as error:
         raise InvalidReportError("sql", str(error)) from None
