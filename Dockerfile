@@ -2,7 +2,8 @@
 # /usr/local/airflow and install packages.txt (apt) and requirements.txt (pip).
 FROM astrocrpublic.azurecr.io/runtime:3.3-2
 
-# include/ and plugins/ importable in every process (as `make run` and the tests do it).
+# include/ and the plugins' packages importable in every process (locally, `make venv` installs the
+# project editable for the same effect).
 ENV PYTHONPATH=/usr/local/airflow:/usr/local/airflow/plugins \
     AIRFLOW__CORE__LOAD_EXAMPLES=False \
     DBT_PROJECT_PATH=/usr/local/airflow/dbt \

@@ -57,8 +57,8 @@ chromium:  ## Chromium for the breaker page test: found, else installed (apt-get
 test: chromium venv lint test-unit  ## the whole suite: test-unit, then the rest against real PostgreSQL and Redis (started if down)
 	$(BIN)/pytest tests --ignore=tests/unit --ignore=tests/dags
 
-bench: venv  ## every benchmark in bench/ (a ratio against an in-run baseline each); fails naming those that missed
-	$(BIN)/python -m bench
+bench: venv  ## every benchmark in bench/ (or BENCH="breaker catalog"); fails naming those that missed their target
+	$(BIN)/python -m bench $(BENCH)
 
 lock: venv  ## regenerate constraints.txt from a clean install of requirements-dev.txt
 	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock

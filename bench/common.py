@@ -14,10 +14,11 @@ import operator
 import os
 import sys
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, NoReturn
+from urllib.parse import urlsplit, urlunsplit
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -105,3 +106,39 @@ def finish(
     sys.stderr.flush()
     print(json.dumps({**line, **extra}), flush=True)
     sys.exit(MISSED_EXIT_CODE if missed else 0)
+
+
+# --------------------------------------------------------------------------- a database of its own
+
+
+def admin_database_url() -> str:
+    """The ``postgres`` database of the server in ``DATABASE_URL``, for creating and dropping scratch databases."""
+    return with_database(os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"), "postgres")
+
+
+def with_database(url: str, name: str) -> str:
+    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
+
+
+def create_scratch_database(admin_url: str, prefix: str, fill: Callable[[str], None]) -> str:
+    """A new database ``<prefix>_<pid>`` filled by ``fill(url)``; dropped again if filling fails."""
+    import psycopg
+
+    name = f"{prefix}_{os.getpid()}"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = with_database(admin_url, name)
+    try:
+        fill(url)
+    except BaseException:
+        drop_database(admin_url, url)
+        raise
+    return url
+
+
+def drop_database(admin_url: str, url: str) -> None:
+    import psycopg
+
+    name = urlsplit(url).path.lstrip("/")
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

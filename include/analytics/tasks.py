@@ -25,7 +25,6 @@ log = logging.getLogger(__name__)
 
 PLAN_TASK = "plan_jobs"
 VIEW_PLAN_TASK = "plan_materialized_views"
-VIEW_TASK = "refresh_materialized_view"
 #: Task states after which a view's refresh task will not run again in this DAG run.
 _NOT_REFRESHED_STATES = {"failed", "upstream_failed", "skipped", "removed"}
 

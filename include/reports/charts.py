@@ -92,7 +92,7 @@ class ChartSpec:
 
 
 def _error(name: str, message: str, report: str | None):
-    from include.reports.definitions import InvalidReportError
+    from include.reports.errors import InvalidReportError
 
     return InvalidReportError(name, message, report=report)
 

@@ -57,7 +57,8 @@ class ReportSettings:
 
 
 def _run_timeout() -> int:
-    from include.reports.definitions import InvalidReportError, check_run_timeout
+    from include.reports.definitions import check_run_timeout
+    from include.reports.errors import InvalidReportError
     from include.settings import env_number
 
     seconds = env_number("REPORTS_RUN_TIMEOUT_SECONDS", 1800, int)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from include.reports.charts import CHART_FORMATS, ChartSpec, parse_chart
+from include.reports.errors import InvalidReportError
 
 if TYPE_CHECKING:
     from include.reports.destinations import AllowedRoot
@@ -29,15 +30,6 @@ REQUEST_FIELDS = (
 )
 _EMAIL = re.compile(r"^[^@\s,;<>\"]+@[^@\s,;<>\"]+\.[^@\s,;<>\".]+$")
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
-
-
-class InvalidReportError(ValueError):
-    """A report definition or an ad-hoc request is invalid; ``field`` names what is wrong."""
-
-    def __init__(self, field: str, message: str, *, report: str | None = None) -> None:
-        self.field, self.report = field, report
-        where = f"report {report!r}: " if report else ""
-        super().__init__(f"{where}field {field!r}: {message}")
 
 
 @dataclass(frozen=True)
@@ -79,10 +71,6 @@ class ReportDefinition:
     chart: ChartSpec | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
-
-    @property
-    def file_stem(self) -> str:
-        return safe_name(self.name)
 
 
 @dataclass(frozen=True)

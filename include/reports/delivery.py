@@ -68,12 +68,14 @@ class ReportEmail:
 
 
 def _human_size(size: int) -> str:
-    value = float(size)
-    for unit in ("bytes", "KB", "MB", "GB"):
-        if value < 1024 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "bytes" else f"{value:.1f} {unit}"
+    if size < 1024:
+        return f"{size} bytes"
+    value = size / 1024
+    for unit in ("KB", "MB"):
+        if value < 1024:
+            return f"{value:.1f} {unit}"
         value /= 1024
-    return f"{size} bytes"  # pragma: no cover
+    return f"{value:.1f} GB"
 
 
 def send_report_email(email: ReportEmail, *, smtp_conn_id: str) -> str:

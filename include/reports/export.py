@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from include.reports.charts import CHART_FORMATS
+from include.reports.errors import ReportGenerationError, ReportQueryError
 
 if TYPE_CHECKING:
     import psycopg
@@ -42,32 +43,6 @@ if TYPE_CHECKING:
 #: Bytes gathered from the COPY stream before one write to the file.
 WRITE_BLOCK = 1 << 20
 GZIP_LEVEL = 6
-
-
-class ReportGenerationError(Exception):
-    """The report cannot be generated as it is defined: fix the report, retrying will not help."""
-
-    #: Label of the ``reports.failed`` metric.
-    reason = "invalid"
-
-    def describe(self) -> str:
-        return str(self)
-
-
-class ReportQueryError(ReportGenerationError):
-    """The report's SQL was refused or failed on the server."""
-
-    reason = "query"
-
-    def describe(self) -> str:
-        return f"the query failed: {self}"
-
-
-def describe_failure(error: BaseException) -> str:
-    """What went wrong, for the run's error: which limit, the chart, or the query (the server's words)."""
-    if isinstance(error, ReportGenerationError):
-        return error.describe()
-    return f"the query failed: {error}"
 
 
 @dataclass(frozen=True)
@@ -384,7 +359,7 @@ def _fetch_chart(
     slot: datetime | None,
 ) -> None:
     from include.reports.charts import check_chart_columns
-    from include.reports.definitions import InvalidReportError
+    from include.reports.errors import InvalidReportError
     from include.reports.render import Document, fetch_chart_data, fetch_first_rows
 
     if chart is None:
@@ -407,29 +382,16 @@ def export_query(
     parameters: Mapping[str, Any] | None,
     path: Path,
     *,
-    format: str,
-    wait_timeout: float = 3600.0,
-    chart: ChartSpec | None = None,
-    title: str = "report",
-    slot: datetime | None = None,
     clock: RunClock | None = None,
+    **options: Any,
 ) -> ExportResult:
-    """:func:`run_query` then :meth:`QueryResult.write` to ``path``, in one call (scratch next to ``path``).
+    """:func:`run_query` (with its keyword ``options``: ``format``, ``chart``...) then
+    :meth:`QueryResult.write` to ``path``, in one call, the scratch files next to ``path``.
 
-    A report run calls the two itself, so that the file is written after the transaction has ended.
+    A report run calls the two itself (:func:`export_run`), so that the file is written after the
+    transaction has ended.
     """
-    fetched = run_query(
-        conn,
-        sql,
-        parameters,
-        path.parent,
-        format=format,
-        wait_timeout=wait_timeout,
-        chart=chart,
-        title=title,
-        slot=slot,
-        clock=clock,
-    )
+    fetched = run_query(conn, sql, parameters, path.parent, clock=clock, **options)
     return fetched.write(path, clock=clock)
 
 

@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from include.reports.export import ReportGenerationError
+from include.reports.errors import ReportGenerationError
 
 #: Seconds the server's statement timeout may not go below (PostgreSQL counts milliseconds).
 MIN_STATEMENT_SECONDS = 1.0

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from include.reports.charts import MAX_POINTS, ChartSpec, aggregate_statement, first_rows_statement
-from include.reports.export import ReportGenerationError
+from include.reports.errors import ReportGenerationError
 
 if TYPE_CHECKING:
     import psycopg
@@ -85,14 +85,14 @@ def fetch_chart_data(conn: psycopg.Connection, chart: ChartSpec, statement: str)
     """Run the chart's aggregate query; at most ``MAX_POINTS`` rows, else :class:`ChartDataError`."""
     import psycopg
 
-    from hooks.warehouse import is_database_failure
-
     try:
         with conn.cursor() as cur:
             cur.execute(aggregate_statement(chart, statement))
             rows = cur.fetchall()
     except psycopg.Error as error:
-        if is_database_failure(error) or isinstance(error, psycopg.errors.QueryCanceled):
+        # 42: the aggregate does not fit the columns (sum of text...); 22: their data. Anything else
+        # (a timeout, the server going away) is not the chart's fault and is handled by the caller.
+        if (error.sqlstate or "")[:2] not in ("42", "22"):
             raise
         raise ChartDataError(f"chart: the chart's aggregate query failed: {str(error).strip()}") from error
     if len(rows) > MAX_POINTS:
@@ -203,6 +203,16 @@ def _colors(count: int) -> list:
     return [palette(i % palette.N) for i in range(count)]
 
 
+def _draw_series(axes, kind: str, xs: Sequence[Any], ys: Sequence[float], name: str, color) -> None:
+    """One series as points (scatter) or a line (line, area: filled below)."""
+    if kind == "scatter":
+        axes.scatter(xs, ys, label=name, color=color, s=14)
+        return
+    axes.plot(xs, ys, label=name, color=color, linewidth=1.8, marker="o" if len(xs) <= 40 else None)
+    if kind == "area":
+        axes.fill_between(xs, ys, alpha=0.25, color=color)
+
+
 def _draw_continuous(axes, chart: ChartSpec, data: ChartData, colors: list, *, temporal: bool) -> None:
     if chart.kind == "area" and chart.stacked:
         xs = sorted({x for values, _ in data.series.values() for x in values})
@@ -213,12 +223,7 @@ def _draw_continuous(axes, chart: ChartSpec, data: ChartData, colors: list, *, t
         axes.stackplot(xs, stacks, labels=list(data.series), colors=colors, alpha=0.85)
     else:
         for (name, (xs, ys)), color in zip(data.series.items(), colors, strict=True):
-            if chart.kind == "scatter":
-                axes.scatter(xs, ys, label=name, color=color, s=14)
-            else:
-                axes.plot(xs, ys, label=name, color=color, linewidth=1.8, marker="o" if len(xs) <= 40 else None)
-                if chart.kind == "area":
-                    axes.fill_between(xs, ys, alpha=0.25, color=color)
+            _draw_series(axes, chart.kind, xs, ys, name, color)
     if temporal:
         from matplotlib.dates import AutoDateLocator, ConciseDateFormatter, DateFormatter
 
@@ -250,12 +255,8 @@ def _draw_categorical(axes, chart: ChartSpec, data: ChartData, colors: list) -> 
             else:
                 offset = (index - (count - 1) / 2) * width
                 axes.bar([p + offset for p in places], ys, width, label=name, color=color)
-        elif chart.kind == "scatter":
-            axes.scatter(places, ys, label=name, color=color, s=14)
         else:
-            axes.plot(places, ys, label=name, color=color, linewidth=1.8, marker="o" if len(xs) <= 40 else None)
-            if chart.kind == "area":
-                axes.fill_between(places, ys, alpha=0.25, color=color)
+            _draw_series(axes, chart.kind, places, ys, name, color)
     labels = [
         format_value(x, chart.x_format if "{" in (chart.x_format or "") else None, _date_format(chart))
         for x in categories
@@ -327,22 +328,21 @@ def render_pdf(
 ) -> int:
     """The PDF: heading, the chart as vector graphics, then the first ``rows`` as a table; returns its pages."""
     from fpdf import FPDF
-    from matplotlib import get_data_path
 
     logging.getLogger("fontTools").setLevel(logging.WARNING)  # font subsetting logs every table at INFO
     pdf = FPDF(orientation="landscape", format="A4", unit="mm")
     pdf.set_creator("analytics platform reports")
     pdf.set_title(document.title)
     pdf.set_auto_page_break(auto=True, margin=12)
-    fonts = Path(get_data_path()) / "fonts" / "ttf"
-    pdf.add_font("DejaVu", "", str(fonts / "DejaVuSans.ttf"))
-    pdf.add_font("DejaVu", "B", str(fonts / "DejaVuSans-Bold.ttf"))
+    heading = _heading_line(document)
+    cells = [[str(c) for c in columns], *([format_value(_naive(v)) for v in row] for row in rows)]
+    font = _font(pdf, [document.title, heading, *(text for line in cells for text in line)])
     pdf.add_page()
-    pdf.set_font("DejaVu", "B", 16)
+    pdf.set_font(font, "B", 16)
     pdf.cell(text=document.title, new_x="LMARGIN", new_y="NEXT")
-    pdf.set_font("DejaVu", "", 9)
+    pdf.set_font(font, "", 9)
     pdf.set_text_color(90, 90, 90)
-    pdf.cell(text=_heading_line(document), new_x="LMARGIN", new_y="NEXT")
+    pdf.cell(text=heading, new_x="LMARGIN", new_y="NEXT")
     pdf.set_text_color(0, 0, 0)
     pdf.ln(2)
     svg = chart_svg(chart, data, title=document.title)
@@ -351,10 +351,10 @@ def render_pdf(
     pdf.image(io.BytesIO(svg), w=chart.width * scale, h=chart.height * scale)
     if rows:
         pdf.add_page()
-        pdf.set_font("DejaVu", "B", 11)
+        pdf.set_font(font, "B", 11)
         pdf.cell(text=f"First {len(rows):,} rows of the result", new_x="LMARGIN", new_y="NEXT")
         pdf.ln(1)
-        pdf.set_font("DejaVu", "", 7 if len(columns) > 8 else 8)
+        pdf.set_font(font, "", 7 if len(columns) > 8 else 8)
         numeric = [_is_numeric([row[i] for row in rows]) for i in range(len(columns))]
         with pdf.table(
             headings_style=_bold_heading(),
@@ -363,11 +363,26 @@ def render_pdf(
             first_row_as_headings=True,
             repeat_headings=1,
         ) as table:
-            table.row([str(c) for c in columns])
-            for row in rows:
-                table.row([format_value(_naive(v)) for v in row])
+            for line in cells:
+                table.row(line)
     pdf.output(str(path))
     return pdf.pages_count
+
+
+def _font(pdf, texts: Sequence[str]) -> str:
+    """Helvetica (built into every PDF reader, nothing to embed) when the text is Latin-1, else DejaVu Sans
+    (shipped with matplotlib; embedded as a subset, which costs fontTools' time and about 15 MB)."""
+    try:
+        for text in texts:
+            text.encode("latin-1")
+        return "helvetica"
+    except UnicodeEncodeError:
+        from matplotlib import get_data_path
+
+        fonts = Path(get_data_path()) / "fonts" / "ttf"
+        pdf.add_font("DejaVu", "", str(fonts / "DejaVuSans.ttf"))
+        pdf.add_font("DejaVu", "B", str(fonts / "DejaVuSans-Bold.ttf"))
+        return "DejaVu"
 
 
 def _bold_heading():
@@ -382,4 +397,4 @@ def _heading_line(document: Document) -> str:
     if document.slot is not None:
         parts.append(f"Slot {document.slot.astimezone(UTC):%Y-%m-%d %H:%M} UTC")
     parts.append(f"generated {generated:%Y-%m-%d %H:%M:%S} UTC")
-    return " · ".join(parts)
+    return ", ".join(parts)

@@ -284,7 +284,7 @@ def is_query_error(error: BaseException) -> bool:
     import psycopg
 
     from hooks.warehouse import is_database_failure
-    from include.reports.export import ReportGenerationError
+    from include.reports.errors import ReportGenerationError
 
     if isinstance(error, ReportGenerationError):
         return True
@@ -301,7 +301,8 @@ def generate_run(run_id: int, *, worker: str, services: Services | None = None) 
     from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
     from hooks.circuit_breaker import CircuitOpenError
-    from include.reports.export import describe_failure, export_run
+    from include.reports.errors import describe_failure
+    from include.reports.export import export_run
     from include.reports.limits import RunClock, time_limits
     from include.reports.storage import archive_path, publish
 

@@ -48,7 +48,7 @@ def _not_blank(image) -> tuple[float, int]:
     """Share of pixels that differ from the background (the top-left pixel) and the number of colours."""
     rgb = image.convert("RGB")
     background = rgb.getpixel((0, 0))
-    pixels = list(rgb.getdata())
+    pixels = list(rgb.get_flattened_data())
     differing = sum(1 for p in pixels if p != background)
     return differing / len(pixels), len(set(pixels))
 

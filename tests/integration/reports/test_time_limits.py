@@ -63,9 +63,10 @@ class SlowFile(RunClock):
 
 @pytest.fixture
 def read_only(_sales_table):
-    from hooks.warehouse import WarehouseHook
+    """The reader connection report SQL runs on, with a statement timeout of 1 s."""
+    from include.security.reader import reader_hook
 
-    with WarehouseHook().read_only_transaction(statement_timeout=1) as conn:
+    with reader_hook("tests").read_only_transaction(statement_timeout=1) as conn:
         yield conn
 
 
