@@ -2,7 +2,7 @@
 ### Alerts
 
 SQL threshold alerts with state and a notification outbox: the job of the old worker's `alerts`
-queue (concurrency 4). Definitions live in `analytics_alerts`; alerts kept as code in
+queue. Definitions live in `analytics_alerts`; alerts kept as code in
 `include/alerts/definitions/*.yaml` are synced into it on every run.
 
 * **sync_definitions**: validates the YAML files against `include/alerts/alert.schema.json` and
@@ -11,7 +11,7 @@ queue (concurrency 4). Definitions live in `analytics_alerts`; alerts kept as co
 * **create_threshold_alert**: when the trigger form asks for it, creates a threshold alert on a
   catalog object without SQL (row count drop in %, or freshness of a timestamp column).
 * **plan_batches** / **evaluate_batch**: the due alerts are evaluated in parallel batches (one
-  mapped task per batch, at most 4 at a time in the `alerts` pool). Each alert's SQL runs on the
+  mapped task per batch, as many at a time as the `alerts` pool has slots). Each alert's SQL runs on the
   least-privilege reader connection `warehouse_reader` (refused if that role is privileged), is
   described on the server first (one query returning rows; `COPY`, `DO`... never run), and runs in
   a READ ONLY transaction with its statement timeout, through the `database` circuit breaker. States
@@ -27,9 +27,9 @@ queue (concurrency 4). Definitions live in `analytics_alerts`; alerts kept as co
 * **check_evaluation**: fails when a batch (or the planning) failed, so that a run whose alerts
   were not all checked never ends as a success; skipped otherwise.
 
-**Schedule**: every 5 minutes (an alert's own `check_interval` can make it less frequent).
-**Pool**: `alerts` (4 slots). Trigger with the form (Params) to evaluate chosen alerts now, to
-preview a run (`dry_run`), or to create a catalog threshold alert.
+An alert's own `check_interval` can make it less frequent than the DAG. Trigger with the form
+(Params) to evaluate chosen alerts now, to preview a run (`dry_run`), or to create a catalog
+threshold alert.
 
 **When it fails**: a definition error names the file, alert and field (task log of
 `sync_definitions`, and `analytics_refresh_log` job `alerts.sync_definitions`). An alert whose SQL
@@ -75,8 +75,8 @@ with platform_dag(
             minimum=1,
             maximum=1000,
             title="Alerts per evaluation task",
-            description="At most this many alerts per mapped evaluation task (smaller batches, not below 25, "
-            "when that keeps all 4 alerts pool slots busy).",
+            description="At most this many alerts per mapped evaluation task (smaller batches, down to a "
+            "minimum, when that keeps every slot of the alerts pool busy).",
         ),
         "create_alert": Param(
             "none",

@@ -2,7 +2,7 @@
 ### Reports
 
 Generates the reports defined in `analytics_reports` and delivers them by email and to object
-storage, the job of the old worker's `reports` queue (concurrency 2).
+storage, the job of the old worker's `reports` queue.
 
 * **validate_request**: checks the trigger's conf / form fields (ad-hoc runs) and names any bad field.
 * **plan_runs**: scheduled runs create one run per report whose cron slot fell due since its last
@@ -18,11 +18,11 @@ Ad-hoc: `airflow dags trigger reports --conf '{"report_id": 7}'` (or `"report_na
 query: `--conf '{"sql": "SELECT ...", "format": "xlsx", "recipients": ["a@example.com"]}'`;
 the UI's trigger form shows the same fields.
 
-**Schedule**: every 15 minutes (reports have their own cron schedules and time zones).
-**Pool**: `reports` (2 slots).
+Reports have their own cron schedules and time zones; the DAG's schedule is how often they are
+looked at.
 
 **When it fails**: an invalid trigger fails *validate_request* with a message naming the field (a
-destination outside `REPORTS_ALLOWED_DESTINATIONS` names the allowed ones; more than 500 recipients
+destination outside `REPORTS_ALLOWED_DESTINATIONS` names the allowed ones; more recipients than the maximum
 are refused). A report whose SQL fails, is refused (it must be one read-only query, run on the
 reader connection `warehouse_reader`), lacks a privilege or times out fails its *report.generate*
 task without retries; the error is kept in `analytics_report_runs.error`. A missing or privileged
@@ -115,7 +115,7 @@ with platform_dag(
     doc_md=__doc__,
     tags=["ad-hoc"],
     params=PARAMS,
-    # Ad-hoc triggers need not wait for a scheduled run; the pool caps the work at 2 tasks, and
+    # Ad-hoc triggers need not wait for a scheduled run; the pool caps the work, and
     # unique keys and claims keep overlapping runs from doing anything twice.
     max_active_runs=4,
 ):

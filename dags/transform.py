@@ -2,7 +2,7 @@
 ### Transform (dbt)
 
 Builds the dbt project with [Cosmos](https://astronomer.github.io/astronomer-cosmos/), the job of
-the old worker's `dbt` queue (concurrency 1): every dbt model is an Airflow task.
+the old worker's `dbt` queue: every dbt model is an Airflow task.
 
 * **`dbt.raw_<table>_source`**: `dbt source freshness` for each source table; a stale source
   fails here and the models built from it do not run.
@@ -15,12 +15,10 @@ The project is `DBT_PROJECT_PATH` (default: the bundled `dbt/`) with `profiles.y
 `DBT_PROFILES_DIR`; the graph comes from the manifest built by `make dbt-manifest` (falling back to
 `dbt ls`, with a warning in the DAG processor log, when it is missing).
 
-**Schedule**: hourly at minute 15. **Pool**: `dbt` (1 slot, shared with every dbt task).
-
 **When it fails**: open the failed task's log: dbt's own output names the failing model, test or
 source. A stale source means its loader is late: reload it, then clear the source task. A failing
 test means bad data: fix it upstream (or the test), then clear the test task. If the warehouse is
-unreachable, three failed dbt invocations open the `dbt` circuit breaker and the remaining tasks
+unreachable, repeated failed dbt invocations open the `dbt` circuit breaker and the remaining tasks
 wait (state *up for reschedule*) instead of failing; see `python -m include breakers status`.
 """
 

@@ -8,6 +8,7 @@ python -m include breakers reset NAME [--target TARGET]
 python -m include reports runs [--report NAME] [--limit N]   latest report runs, deliveries, errors
 python -m include dbt manifest               build the dbt manifest the transform DAG renders (DBT_PROJECT_PATH)
 python -m include dbt load-demo              load the demo source data of the bundled dbt project (DATABASE_URL)
+python -m include registry [--check]         write docs/task-registry.md from the DAGs (--check: only compare)
 """
 
 from __future__ import annotations
@@ -111,6 +112,21 @@ def _dbt(args: argparse.Namespace) -> int:
     return 0
 
 
+def _registry(args: argparse.Namespace) -> int:
+    from include.registry.document import COMMAND, REGISTRY_PATH, load_dags, render, write
+
+    if args.check:
+        current = REGISTRY_PATH.read_text() if REGISTRY_PATH.exists() else ""
+        if render(load_dags()) != current:
+            print(f"{REGISTRY_PATH.name} is out of date: run `{COMMAND}` and commit it", file=sys.stderr)
+            return 1
+        print(f"{REGISTRY_PATH.name} is up to date")
+        return 0
+    changed = write()
+    print(f"{REGISTRY_PATH} {'written' if changed else 'already up to date'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m include", description="Analytics platform commands")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -139,6 +155,9 @@ def build_parser() -> argparse.ArgumentParser:
     dbt = sub.add_parser("dbt", help="the dbt project of the transform DAG")
     dbt.add_argument("action", choices=["manifest", "load-demo"], help="build the manifest, or load the demo data")
     dbt.set_defaults(func=_dbt)
+    registry = sub.add_parser("registry", help="write docs/task-registry.md from the DAGs")
+    registry.add_argument("--check", action="store_true", help="only check that the committed file is current")
+    registry.set_defaults(func=_registry)
     return parser
 
 
