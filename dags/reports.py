@@ -21,9 +21,12 @@ the UI's trigger form shows the same fields.
 Reports have their own cron schedules and time zones; the DAG's schedule is how often they are
 looked at.
 
-**When it fails**: an invalid trigger fails *validate_request* with a message naming the field. A
-report whose SQL fails, is refused (it must be one read-only SELECT) or times out fails its
-*report.generate* task without retries; the error is kept in `analytics_report_runs.error`. A
+**When it fails**: an invalid trigger fails *validate_request* with a message naming the field (a
+destination outside `REPORTS_ALLOWED_DESTINATIONS` names the allowed ones; more recipients than the maximum
+are refused). A report whose SQL fails, is refused (it must be one read-only query, run on the
+reader connection `warehouse_reader`), lacks a privilege or times out fails its *report.generate*
+task without retries; the error is kept in `analytics_report_runs.error`. A missing or privileged
+reader connection fails the task at once, naming it (see docs/security.md). A
 failed delivery stays in `analytics_report_deliveries` (status `failed`, with the error) and is
 retried by the task's retries and by the next runs. A broken report never stops the others.
 """
@@ -88,7 +91,8 @@ PARAMS = {
         None,
         type=["null", "string"],
         title="Object storage destination",
-        description="Copy the file to s3://bucket/prefix (or s3://conn_id@bucket/prefix, file:///dir).",
+        description="Copy the file to an allowed destination: its name (exports, exports/q3) or a URL under it "
+        "(the operator's REPORTS_ALLOWED_DESTINATIONS; anything else is refused, naming the choices).",
     ),
     "name": Param(
         None,

@@ -18,6 +18,10 @@ SMTP_CONN_ID = "smtp_default"
 SLACK_CONN_ID = "slack_alerts"
 WEBHOOK_CONN_ID = "alert_webhook"
 
+#: Most recipients one email may have (a report's ``recipients``, an alert email channel's ``to``):
+#: more are refused with an error naming the list; any number up to it is delivered.
+MAX_RECIPIENTS = 500
+
 #: The local defaults, in this one place. The servers `make run`, the tests and the benchmarks use
 #: unless DATABASE_URL / REDIS_URL say otherwise:
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/analytics"

@@ -152,6 +152,11 @@ def schema_errors(alert: Mapping[str, Any]) -> list[tuple[str | None, str]]:
 
 
 def _short(error: Any) -> str:
+    if error.validator == "pattern" and list(error.absolute_path)[-1:] == ["endpoint"]:
+        return (
+            f"{error.instance!r} is not a path under the webhook connection's base URL: give a relative path "
+            "such as /alerts/orders (no scheme or host, no '.' or '..' segment, no encoded '.', '/' or '\\')"
+        )
     if error.validator == "enum":
         return f"{error.instance!r} is not one of {', '.join(map(str, error.validator_value))}"
     if error.validator == "oneOf" and error.context:
@@ -175,6 +180,10 @@ def rule_errors(alert: Mapping[str, Any], settings: AlertSettings) -> list[tuple
     statements = _statements(sql)
     if len(statements) != 1:
         problems.append(("sql", f"must be exactly one statement, found {len(statements)}"))
+    else:
+        problems += _query_problems(sql)
+    problems += _template_problems(alert)
+    problems += _recipient_problems(alert.get("channels") or [])
     for name, low, high in (
         ("check_interval", settings.minimum_interval, None),
         ("timeout", None, settings.max_timeout),
@@ -197,6 +206,49 @@ def rule_errors(alert: Mapping[str, Any], settings: AlertSettings) -> list[tuple
             _parse_datetime(muted)
         except ValueError:
             problems.append(("muted_until", f"{muted!r} is not an ISO 8601 date-time"))
+    return problems
+
+
+def _query_problems(sql: str) -> list[tuple[str | None, str]]:
+    """Alert SQL is a query: COPY, DO, CALL, SET... are refused here already (and again before running)."""
+    from hooks.warehouse import READ_STATEMENTS, leading_keyword
+
+    keyword = leading_keyword(sql)
+    if keyword in READ_STATEMENTS:
+        return []
+    return [("sql", f"must be one query ({', '.join(READ_STATEMENTS)}); {keyword or 'empty'} statements never run")]
+
+
+def _template_problems(alert: Mapping[str, Any]) -> list[tuple[str | None, str]]:
+    """Each template compiles, and renders within its limits with every variable set."""
+    from include.alerts.messages import sample_context
+    from include.alerts.templates import TemplateError, render
+
+    problems: list[tuple[str | None, str]] = []
+    templates = [f for f in ("subject_template", "message_template") if alert.get(f)]
+    if not templates:
+        return problems
+    variables = sample_context(
+        str(alert.get("name") or "alert"), str(alert.get("severity") or "warning"), str(alert.get("condition") or ">")
+    ).variables()
+    for field_name in templates:
+        try:
+            render(str(alert[field_name]), variables)
+        except TemplateError as error:
+            problems.append((field_name, f"the template is refused: {error}"))
+    return problems
+
+
+def _recipient_problems(channels: Iterable[Any]) -> list[tuple[str | None, str]]:
+    from include.settings import MAX_RECIPIENTS
+
+    problems: list[tuple[str | None, str]] = []
+    for index, channel in enumerate(channels):
+        to = channel.get("to") if isinstance(channel, Mapping) else None
+        if isinstance(to, list) and len(to) > MAX_RECIPIENTS:
+            problems.append(
+                (f"channels[{index}].to", f"{len(to)} recipients; an email channel has at most {MAX_RECIPIENTS}")
+            )
     return problems
 
 

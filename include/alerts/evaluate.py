@@ -10,10 +10,12 @@ warehouse that does not answer a fresh connection is not the alert's fault: that
 counts against the ``database`` breaker), so the task is retried or rescheduled and no alert is
 wrongly put in error.
 
-Phase 2 writes the whole batch in one transaction: it locks the batch's rows, applies the state
-machine (:mod:`include.alerts.state`) to the fresh state, records one event per alert and one
-pending notification per channel for every transition that notifies. A retry of the same DAG run
-skips alerts already recorded for that run, so a check is never counted twice.
+Phase 2 reads the batch's rows, applies the state machine (:mod:`include.alerts.state`) and
+renders the notifications (templates bounded in size and time) without any lock; then, in one
+transaction, it locks the rows and writes one event per alert and one pending notification per
+channel for every transition that notifies, for each alert whose row did not change meanwhile. A
+retry of the same DAG run skips alerts already recorded for that run, so a check is never
+counted twice.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from include.alerts.conditions import (
     to_query_value,
 )
 from include.alerts.messages import (
+    Message,
     MessageContext,
     build_message,
     email_payload,
@@ -226,8 +229,7 @@ def recipients(row: dict[str, Any], kind: str) -> list[tuple[int, dict[str, Any]
     return channels
 
 
-def _payload(channel_type: str, ctx: MessageContext, row: dict[str, Any]) -> dict[str, Any]:
-    message = build_message(ctx, row["subject_template"], row["message_template"])
+def _payload(channel_type: str, ctx: MessageContext, message: Message) -> dict[str, Any]:
     if channel_type == "slack":
         return slack_payload(ctx, message)
     if channel_type == "email":
@@ -264,34 +266,83 @@ def _message_context(
     )
 
 
+@dataclass
+class PreparedCheck:
+    """One alert's check, worked out before any lock: the state machine's transition and the rendered notifications."""
+
+    row: dict[str, Any]
+    result: QueryResult
+    outcome: Outcome
+    met: bool | None
+    transition: Transition
+    notes: list[str]
+    #: outbox rows to insert (the payload rendered already)
+    notifications: list[dict[str, Any]]
+    dry_run: bool
+
+
+def prepare_check(row: dict[str, Any], result: QueryResult, context: EvaluationContext, now: datetime) -> PreparedCheck:
+    """Apply the state machine to ``row`` (read without a lock) and render its notifications.
+
+    Rendering an alert's templates (bounded in size and time) happens here, outside the
+    transaction that locks the alerts: no row lock is held while a template renders.
+    """
+    outcome, met = judge(row, result)
+    transition = next_state(_snapshot(row), _policy(row), outcome, now)
+    notes = [transition.note] if transition.note else []
+    targets = recipients(row, transition.notify) if transition.notify else []
+    dry_run = context.dry_run or row["dry_run"]
+    if transition.notify and not targets:
+        notes.append("no channel to notify")
+    if context.dry_run:
+        notes.append("dry run: state not changed, nothing sent")
+    elif dry_run and targets:
+        notes.append("dry run alert: notifications recorded, not sent")
+    notifications = []
+    if targets:
+        ctx = _message_context(row, transition, result, now, context.url, dry_run)
+        message = build_message(ctx, row["subject_template"], row["message_template"])  # rendered once
+        for index, channel in targets:
+            channel_type = channel.get("type")
+            if channel_type not in ("slack", "email", "webhook"):
+                continue
+            notifications.append(
+                {
+                    "alert_id": row["id"],
+                    "kind": transition.notify,
+                    "channel_index": index,
+                    "channel_type": channel_type,
+                    "channel": json.dumps(channel),
+                    "payload": json.dumps(_payload(channel_type, ctx, message), default=str),
+                    "idempotency_key": uuid.uuid4(),
+                    "status": "dry_run" if dry_run else "pending",
+                }
+            )
+    return PreparedCheck(row, result, outcome, met, transition, notes, notifications, dry_run)
+
+
 def record_results(
     conn: Any,
-    results: dict[int, QueryResult],
+    prepared: dict[int, PreparedCheck],
     context: EvaluationContext,
     summary: BatchSummary,
 ) -> None:
-    """Phase 2 on an open transaction: lock, apply the state machine, write events and outbox rows."""
+    """Phase 2 on an open transaction: lock the alerts, write events, outbox rows and states.
+
+    An alert whose row changed since it was read (evaluated by a concurrent run, edited) is left
+    for its next check: what was prepared from the old row is not written.
+    """
     from psycopg.rows import dict_row
 
     now = context.now or datetime.now(UTC)
     with conn.cursor(row_factory=dict_row) as cur:
-        rows = cur.execute(load_sql("alerts/lock_for_update.sql"), {"ids": list(results)}).fetchall()
-    for row in rows:
-        if row["last_run_id"] == context.run_id or not row["enabled"]:
-            summary.skipped += 1  # already recorded by an earlier try of this run, or disabled meanwhile
+        locked = cur.execute(load_sql("alerts/lock_for_update.sql"), {"ids": list(prepared)}).fetchall()
+    for current in locked:
+        check = prepared[current["id"]]
+        row, result, outcome, met, transition = check.row, check.result, check.outcome, check.met, check.transition
+        if row["last_run_id"] == context.run_id or not row["enabled"] or current["version"] != row["version"]:
+            summary.skipped += 1  # recorded by an earlier try of this run, disabled, or changed meanwhile
             continue
-        result = results[row["id"]]
-        outcome, met = judge(row, result)
-        transition = next_state(_snapshot(row), _policy(row), outcome, now)
-        notes = [transition.note] if transition.note else []
-        targets = recipients(row, transition.notify) if transition.notify else []
-        dry_run = context.dry_run or row["dry_run"]
-        if transition.notify and not targets:
-            notes.append("no channel to notify")
-        if context.dry_run:
-            notes.append("dry run: state not changed, nothing sent")
-        elif dry_run and targets:
-            notes.append("dry run alert: notifications recorded, not sent")
         event_id = conn.execute(
             load_sql("alerts/insert_event.sql"),
             {
@@ -306,33 +357,14 @@ def record_results(
                 "threshold": row["threshold"],
                 "error": outcome.error,
                 "duration_ms": round(result.duration_ms, 3),
-                "notified": bool(targets) and not dry_run,
-                "note": "; ".join(notes) or None,
+                "notified": bool(check.notifications) and not check.dry_run,
+                "note": "; ".join(check.notes) or None,
                 "dag_run_id": context.run_id,
             },
         ).fetchone()[0]
-        if targets:
-            ctx = _message_context(row, transition, result, now, context.url, dry_run)
-            status = "dry_run" if dry_run else "pending"
-            for index, channel in targets:
-                channel_type = channel.get("type")
-                if channel_type not in ("slack", "email", "webhook"):
-                    continue
-                conn.execute(
-                    load_sql("alerts/insert_notification.sql"),
-                    {
-                        "alert_id": row["id"],
-                        "event_id": event_id,
-                        "kind": transition.notify,
-                        "channel_index": index,
-                        "channel_type": channel_type,
-                        "channel": json.dumps(channel),
-                        "payload": json.dumps(_payload(channel_type, ctx, row), default=str),
-                        "idempotency_key": uuid.uuid4(),
-                        "status": status,
-                    },
-                )
-                summary.notifications += 1
+        for notification in check.notifications:
+            conn.execute(load_sql("alerts/insert_notification.sql"), {**notification, "event_id": event_id})
+            summary.notifications += 1
         after = transition.after
         if not context.dry_run:
             conn.execute(
@@ -415,8 +447,12 @@ def evaluate_alerts(
     with hook.transaction(statement_timeout=60) as conn, conn.cursor(row_factory=dict_row) as cur:
         definitions = cur.execute(load_sql("alerts/select_for_evaluation.sql"), {"ids": list(alert_ids)}).fetchall()
     results = run_batch_queries(reader, definitions)
+    now = context.now or datetime.now(UTC)
+    with hook.transaction(statement_timeout=60) as conn, conn.cursor(row_factory=dict_row) as cur:
+        rows = cur.execute(load_sql("alerts/select_for_recording.sql"), {"ids": list(results)}).fetchall()
+    prepared = {row["id"]: prepare_check(row, results[row["id"]], context, now) for row in rows}
     with hook.transaction(statement_timeout=120, lock_timeout=30) as conn:
-        record_results(conn, results, context, summary)
+        record_results(conn, prepared, context, summary)
     elapsed_ms = (time.perf_counter() - started) * 1000
     for outcome, count in summary.outcomes.items():
         metrics.incr("alerts.evaluated", count, outcome=outcome)

@@ -81,7 +81,10 @@ def _one(conn, name: str, params: Mapping[str, Any] | None = None) -> dict[str, 
 
 
 def _error_text(error: BaseException) -> str:
-    return f"{type(error).__name__}: {error}"[:2000]
+    """What is recorded and shown of an error: its type and text, secrets in URLs masked."""
+    from observability.redaction import redact
+
+    return redact(f"{type(error).__name__}: {error}")[:2000]
 
 
 # ============================================================================ planning
@@ -483,14 +486,21 @@ def deliver_run(run_id: int, *, worker: str, services: Services | None = None) -
             log.warning("report %r run %s: %s refused: %s", run["report_name"], run_id, label, error)
             continue
         except Exception as error:
+            from include.reports.destinations import DestinationNotAllowed
+
             with ctx.hook.transaction() as conn:
                 conn.execute(
                     load_sql("reports/mark_delivery_failed.sql"),
-                    {"delivery_id": delivery["id"], "error": _error_text(error)},
+                    {
+                        "delivery_id": delivery["id"],
+                        "error": _error_text(error),
+                        # a destination no longer allowed will not become allowed by trying again
+                        "give_up_at": settings.max_attempts if isinstance(error, DestinationNotAllowed) else None,
+                    },
                 )
             metrics.incr("reports.delivery_failed", channel=delivery["channel"])
             failures.append(f"{label}: {_error_text(error)}")
-            log.warning("report %r run %s: %s failed: %s", run["report_name"], run_id, label, error)
+            log.warning("report %r run %s: %s failed: %s", run["report_name"], run_id, label, _error_text(error))
             continue
         with ctx.hook.transaction() as conn:
             conn.execute(
@@ -526,6 +536,20 @@ def deliver_run(run_id: int, *, worker: str, services: Services | None = None) -
     )
 
 
+def _check_destination(delivery: Mapping[str, Any], file_name: str, settings: ReportSettings) -> None:
+    """Again at copy time: the target is still under an allowed root, with that root's connection."""
+    from include.reports.destinations import DestinationNotAllowed, allowed_roots, check_local_target, resolve
+
+    allowed = allowed_roots()
+    url, root_conn = resolve(delivery["target"], None, allowed)
+    expected = root_conn or settings.destination_conn_id
+    if delivery["conn_id"] != expected:
+        raise DestinationNotAllowed(
+            f"{delivery['target']!r} is written with connection {expected!r}, not {delivery['conn_id']!r}"
+        )
+    check_local_target(f"{url}/{file_name}", allowed)
+
+
 def _deliver_one(
     run: Mapping[str, Any], delivery: Mapping[str, Any], settings: ReportSettings
 ) -> tuple[str | None, str | None]:
@@ -535,6 +559,7 @@ def _deliver_one(
 
     archive = storage_path(run["location"])
     if delivery["channel"] == "object_storage":
+        _check_destination(delivery, run["file_name"], settings)
         return copy_to_destination(archive, delivery["target"], delivery["conn_id"], run["file_name"]), None
 
     attach = run["bytes"] <= run["max_attachment_bytes"]
