@@ -14,6 +14,8 @@ import secrets
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from include.settings import DEFAULT_AIRFLOW_PORT
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 #: Airflow metrics sent to StatsD (regexes matched against the name without prefix; keep in step
@@ -94,7 +96,7 @@ def airflow_environment(
     *,
     database_url: str,
     redis_url: str,
-    api_port: int = 8080,
+    api_port: int = DEFAULT_AIRFLOW_PORT,
     metadata_db_url: str | None = None,
 ) -> dict[str, str]:
     """Environment variables (to add to ``os.environ``) for an Airflow process of this project."""

@@ -1,24 +1,20 @@
 """``python -m include alerts ...``: validate, sync, inspect and create alerts without writing Python.
 
-The commands reach the warehouse at ``DATABASE_URL`` through the same hook as the DAG (the
-``database`` circuit breaker); ``check`` runs the alert's SQL like the DAG does, as the reader
-role at ``READER_DATABASE_URL`` (read-only, described first).
+The commands reach the warehouse through the same hooks and Airflow connections as the DAG
+(``warehouse``, behind the ``database`` circuit breaker); ``check`` runs the alert's SQL like the DAG
+does, on the reader connection ``warehouse_reader`` (read-only, described first).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
 
 def _hook():
-    from include.settings import database_url
-
-    os.environ.setdefault("AIRFLOW_CONN_WAREHOUSE", database_url())
     from hooks.warehouse import WarehouseHook
 
     return WarehouseHook(application_name="alerts-cli")
@@ -26,9 +22,7 @@ def _hook():
 
 def _reader():
     from include.security.reader import reader_hook
-    from include.settings import WAREHOUSE_READER_CONN_ID, reader_database_url
 
-    os.environ.setdefault(f"AIRFLOW_CONN_{WAREHOUSE_READER_CONN_ID.upper()}", reader_database_url())
     return reader_hook("alerts-cli")
 
 
