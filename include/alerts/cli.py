@@ -51,8 +51,7 @@ def _sync(args: argparse.Namespace) -> int:
     from include.alerts.sync import sync_definitions
 
     settings = _settings(args)
-    reader = _reader() if os.environ.get("READER_DATABASE_URL") else None
-    report = sync_definitions(_hook(), settings, settings.definitions_dir, reader=reader)
+    report = sync_definitions(_hook(), settings, settings.definitions_dir, reader=_reader())
     for error in report.errors:
         print(f"error: {error}", file=sys.stderr)
     print(json.dumps(report.as_dict(), indent=2))

@@ -132,7 +132,7 @@ alerts:
 """
 
 
-def test_sync_stores_what_each_alert_reads_and_alerts_list_shows_it(warehouse, db, tmp_path, monkeypatch, capsys):
+def test_sync_stores_what_each_alert_reads_and_alerts_list_shows_it(warehouse, db, tmp_path, capsys):
     from include.__main__ import main
     from include.alerts.sync import sync_definitions
 
@@ -158,7 +158,6 @@ def test_sync_stores_what_each_alert_reads_and_alerts_list_shows_it(warehouse, d
     again = sync_definitions(settings=replace(TEST_SETTINGS, minimum_interval=60), directory=tmp_path)
     assert again.reads == {"refreshed": 0, "unreadable": []}  # nothing changed, nothing worked out again
 
-    monkeypatch.setenv("DATABASE_URL", warehouse.platform_url)
     assert main(["alerts", "list"]) == 0
     out = capsys.readouterr().out
     assert "reads: lin_marts.orders (from its SQL)" in out
