@@ -182,3 +182,45 @@ def test_clock_or_changes_schedule():
     assert describe_schedule(schedule) == (
         "`*/5 * * * *` (every 5 minutes, UTC), and after asset events of `dbt_models`, `materialized_views`"
     )
+
+
+def _node_finished(unique_id: str, resource_type: str, materialized: str, status: str, rows: int | None = None):
+    """dbt's own NodeFinished event, as its event callbacks receive it."""
+    from dbt.events.types import NodeFinished
+    from dbt_common.events.base_types import msg_from_base_event
+
+    result: dict = {"status": status}
+    if rows is not None:
+        result["adapter_response"] = {"_message": f"SELECT {rows}", "code": "SELECT", "rows_affected": rows}
+    relation = {"database": "analytics", "schema": "marts", "alias": unique_id.rsplit(".", 1)[-1]}
+    node = {"unique_id": unique_id, "resource_type": resource_type, "materialized": materialized,
+            "node_status": status, "node_relation": relation}  # fmt: skip
+    return msg_from_base_event(NodeFinished(node_info=node, run_result=result))
+
+
+def test_a_dbt_invocation_emits_one_event_per_relation_it_built():
+    from operators.dbt_assets import BuiltNode, built_relation_events
+
+    finished = [
+        _node_finished("model.shop.orders", "model", "table", "success", rows=5),
+        _node_finished("model.shop.order_view", "model", "view", "success", rows=-1),
+        _node_finished("seed.shop.countries", "seed", "seed", "success", rows=3),
+        _node_finished("model.shop.unchanged_increment", "model", "incremental", "success", rows=0),
+        _node_finished("model.shop.grown_increment", "model", "incremental", "success", rows=2),
+        _node_finished("model.shop.broken", "model", "table", "error"),
+        _node_finished("model.shop.after_broken", "model", "table", "skipped"),
+        _node_finished("model.shop.helper", "model", "ephemeral", "success"),
+        _node_finished("test.shop.not_null_orders_id", "test", "test", "pass"),
+    ]
+    events = built_relation_events([BuiltNode.from_node_finished(e) for e in finished], WAREHOUSE)
+    base = "postgres://db.example.com:5432/analytics/marts"
+    assert events == {
+        f"{base}/orders": {"dbt_unique_id": "model.shop.orders", "materialized": "table", "rows_affected": 5},
+        f"{base}/order_view": {"dbt_unique_id": "model.shop.order_view", "materialized": "view"},
+        f"{base}/countries": {"dbt_unique_id": "seed.shop.countries", "materialized": "seed", "rows_affected": 3},
+        f"{base}/grown_increment": {
+            "dbt_unique_id": "model.shop.grown_increment",
+            "materialized": "incremental",
+            "rows_affected": 2,
+        },
+    }
