@@ -11,6 +11,11 @@ the old worker's `dbt` queue: every dbt model is an Airflow task.
 * **`generate_docs`**: `dbt docs generate`, published where the Airflow UI serves it
   (**Browse -> dbt Docs (Analytics)**).
 
+Every model (seed, snapshot) dbt built emits an asset event through the alias `dbt_models`
+(its relation, with dbt's rows affected): `analytics` refreshes the materialized views that read
+it, `alerts` evaluates the alerts that read it, `reports` generates the reports that wait for it.
+A model that failed, was skipped, or (incremental) changed no row emits nothing.
+
 The project is `DBT_PROJECT_PATH` (default: the bundled `dbt/`) with `profiles.yml` from
 `DBT_PROFILES_DIR`; the graph comes from the manifest built by `make dbt-manifest` (falling back to
 `dbt ls`, with a warning in the DAG processor log, when it is missing).
@@ -28,7 +33,9 @@ from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, RenderConfig
 from cosmos.constants import ExecutionMode, InvocationMode, SourceRenderingBehavior, TestBehavior
 
 from include.categories import platform_dag
+from include.lineage.assets import DBT_MODELS
 from include.transform.project import DbtProject, dbt_executable, local_manifest_project_config
+from operators.dbt_assets import emit_built_relations
 from operators.guarded_dbt import GuardedDbtDocsLocalOperator, guard_dbt_tasks
 
 project = DbtProject.from_env()
@@ -60,6 +67,8 @@ with platform_dag(
             test_behavior=TestBehavior.AFTER_EACH,
             source_rendering_behavior=SourceRenderingBehavior.WITH_TESTS_OR_FRESHNESS,
             should_detach_multiple_parents_tests=True,
+            # asset events come from emit_built_relations, named like every platform asset
+            emit_datasets=False,
         ),
     )
 
@@ -77,3 +86,4 @@ with platform_dag(
 
     dbt_project >> generate_docs
     guard_dbt_tasks(dag.tasks)
+    emit_built_relations(dag.tasks, DBT_MODELS)

@@ -185,11 +185,13 @@ def refresh_materialized_view(view: dict[str, Any], context: dict[str, Any]) -> 
 
 def _announce_refresh(hook: Any, view: Any, outcome: Any, context: dict[str, Any]) -> None:
     """A refreshed view is an asset event (alias ``materialized_views``) and an OpenLineage output."""
-    from include.lineage.assets import MATERIALIZED_VIEWS, Relation, emit, warehouse_location
+    from include.lineage.assets import MATERIALIZED_VIEWS, Relation, emit_asset_events, warehouse_location
     from include.lineage.openlineage import report_relations
 
     uri = warehouse_location().relation_uri(Relation(view.schema, view.name))
-    emit(context["outlet_events"], MATERIALIZED_VIEWS, {uri: {"mode": outcome.mode, "refresh_ms": outcome.refresh_ms}})
+    emit_asset_events(
+        context["outlet_events"], MATERIALIZED_VIEWS, {uri: {"mode": outcome.mode, "refresh_ms": outcome.refresh_ms}}
+    )
     report_relations(hook, read=view.sources, written=[view.key])
     log.info("asset event for %s: %s", view.key, uri)
 

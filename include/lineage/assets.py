@@ -15,7 +15,7 @@ through it and reads what changed from ``triggering_asset_events`` (:mod:`includ
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -23,6 +23,7 @@ from hooks.warehouse_assets import (
     URI_SAFE,
     Relation,
     WarehouseLocation,
+    emit_asset_events,
     parse_relation_uri,
     relation_uri,
     warehouse_location,
@@ -36,7 +37,7 @@ __all__ = [
     "Relation",
     "WarehouseLocation",
     "clock_or_changes",
-    "emit",
+    "emit_asset_events",
     "file_uri",
     "parse_relation_uri",
     "relation_uri",
@@ -59,21 +60,6 @@ def file_uri(url: str) -> str:
     if not parts.scheme:
         return f"file://{quote(str(url), safe='/' + URI_SAFE)}"
     return str(url)
-
-
-def emit(outlet_events: Any, alias: str, uris: Mapping[str, Mapping[str, Any]]) -> int:
-    """Add one asset event per URI (with its extra) through ``alias``; return how many.
-
-    ``outlet_events`` is the task's ``context["outlet_events"]``; the task must declare
-    ``outlets=[AssetAlias(alias)]``. Nothing is added for an empty ``uris``: a run that changed
-    nothing emits nothing.
-    """
-    from airflow.sdk import Asset, AssetAlias
-
-    events = outlet_events[AssetAlias(alias)]
-    for uri, extra in uris.items():
-        events.add(Asset(uri=uri), extra=dict(extra))
-    return len(uris)
 
 
 def clock_or_changes(cron: str, aliases: Iterable[str]) -> Any:

@@ -11,7 +11,9 @@ models they build with it too; ``include.lineage.assets`` has the rest (aliases,
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
 _SCHEME = "postgres"
@@ -97,3 +99,18 @@ def warehouse_location(conn_id: str | None = None) -> WarehouseLocation:
     extra = conn.extra_dejson or {}
     database = conn.schema or extra.get("dbname") or extra.get("database") or conn.login or "postgres"
     return WarehouseLocation(conn.host, int(conn.port or _DEFAULT_PORT), database)
+
+
+def emit_asset_events(outlet_events: Any, alias: str, uris: Mapping[str, Mapping[str, Any]]) -> int:
+    """Add one asset event per URI (with its extra) through ``alias``; return how many.
+
+    ``outlet_events`` is the task's ``context["outlet_events"]``; the task must declare
+    ``outlets=[AssetAlias(alias)]``. Nothing is added for an empty ``uris``: a run that changed
+    nothing emits nothing.
+    """
+    from airflow.sdk import Asset, AssetAlias
+
+    events = outlet_events[AssetAlias(alias)]
+    for uri, extra in uris.items():
+        events.add(Asset(uri=uri), extra=dict(extra))
+    return len(uris)

@@ -3,7 +3,9 @@
 Each class is the Cosmos ``ExecutionMode.LOCAL`` operator of the same name plus
 :class:`DbtCircuitBreakerMixin`, which wraps the one place a Cosmos local operator calls dbt
 (``run_dbt_runner`` for ``InvocationMode.DBT_RUNNER``, ``run_subprocess`` for ``SUBPROCESS``).
-Everything else (rendering, selection, templating, callbacks) is Cosmos's own.
+The operators that build relations (run, build, seed, snapshot) also emit one asset event per
+relation built (:class:`operators.dbt_assets.DbtAssetsMixin`). Everything else (rendering,
+selection, templating, callbacks) is Cosmos's own.
 
 Cosmos 1.15 picks operator classes by import path from the execution mode and has no hook
 around a dbt invocation (its ``interceptors`` run only before), so :func:`guard_dbt_tasks`
@@ -29,6 +31,7 @@ from cosmos.operators.local import (
 )
 
 from observability import metrics
+from operators.dbt_assets import DbtAssetsMixin
 
 
 def _command_label(command: list[str]) -> str:
@@ -81,7 +84,7 @@ class DbtCircuitBreakerMixin:
         return self._guarded(command, lambda: parent.run_subprocess(command, env, cwd, **kwargs))  # type: ignore[misc]
 
 
-class GuardedDbtRunLocalOperator(DbtCircuitBreakerMixin, DbtRunLocalOperator):
+class GuardedDbtRunLocalOperator(DbtAssetsMixin, DbtCircuitBreakerMixin, DbtRunLocalOperator):
     """``dbt run`` for one model, behind the dbt breaker."""
 
 
@@ -93,15 +96,15 @@ class GuardedDbtSourceLocalOperator(DbtCircuitBreakerMixin, DbtSourceLocalOperat
     """``dbt source freshness`` for one source table, behind the dbt breaker."""
 
 
-class GuardedDbtSeedLocalOperator(DbtCircuitBreakerMixin, DbtSeedLocalOperator):
+class GuardedDbtSeedLocalOperator(DbtAssetsMixin, DbtCircuitBreakerMixin, DbtSeedLocalOperator):
     """``dbt seed`` for one seed, behind the dbt breaker."""
 
 
-class GuardedDbtSnapshotLocalOperator(DbtCircuitBreakerMixin, DbtSnapshotLocalOperator):
+class GuardedDbtSnapshotLocalOperator(DbtAssetsMixin, DbtCircuitBreakerMixin, DbtSnapshotLocalOperator):
     """``dbt snapshot`` for one snapshot, behind the dbt breaker."""
 
 
-class GuardedDbtBuildLocalOperator(DbtCircuitBreakerMixin, DbtBuildLocalOperator):
+class GuardedDbtBuildLocalOperator(DbtAssetsMixin, DbtCircuitBreakerMixin, DbtBuildLocalOperator):
     """``dbt build`` for one node (``TestBehavior.BUILD``), behind the dbt breaker."""
 
 

@@ -12,7 +12,7 @@ from decimal import Decimal
 import psycopg
 import pytest
 
-from tests.support.dags import DagRunResult, run_dag_object
+from tests.support.dags import DagRunResult, asset_events, run_dag_object
 from tests.support.servers import free_port
 from tests.support.transform import current_manifest, load_transform_dag, without_retries
 
@@ -43,8 +43,10 @@ def demo_data(database_url: str) -> None:
 
 @pytest.fixture(scope="module")
 def good_run(demo_data, database_url: str) -> DagRunResult:
-    """The DAG run on the demo data, as shipped."""
+    """The DAG run on the demo data, as shipped (the incremental model built from scratch)."""
     current_manifest()
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("DROP TABLE IF EXISTS marts.fct_orders CASCADE")
     return run_dag_object(load_transform_dag())
 
 
@@ -153,6 +155,35 @@ def test_a_failing_data_test_stops_the_models_downstream(broken_run: DagRunResul
     for downstream in ("dbt.fct_orders.run", "dbt.daily_revenue.run", "dbt.dim_customers.run", "generate_docs"):
         assert states[downstream] == "upstream_failed", downstream
     assert _rows(database_url, "SELECT count(*) FROM marts.fct_orders WHERE order_id = 999") == [(0,)]
+
+
+def _relation(uri: str) -> str:
+    return ".".join(uri.rsplit("/", 2)[-2:])
+
+
+def test_each_model_built_is_one_asset_event_through_dbt_models(good_run: DagRunResult, database_url: str):
+    from include.lineage.assets import warehouse_location
+
+    events = asset_events("transform", good_run.run_id)
+    built = {_relation(uri): (extra, task) for uri, extra, task in events}
+    assert sorted(built) == [
+        "marts.daily_revenue", "marts.dim_customers", "marts.fct_orders", "staging.stg_customers", "staging.stg_orders"
+    ]  # fmt: skip
+    assert len(events) == len(built)  # one each
+    assert all(uri.startswith(warehouse_location().namespace + "/") for uri, _, _ in events)
+    fct_orders, task = built["marts.fct_orders"]
+    assert task == "dbt.fct_orders.run"
+    assert fct_orders == {
+        "dbt_unique_id": "model.analytics.fct_orders",
+        "materialized": "incremental",
+        "rows_affected": 8,
+    }
+
+
+def test_a_model_that_did_not_build_emits_no_asset_event(broken_run: DagRunResult):
+    events = asset_events("transform", broken_run.run_id)
+    # stg_orders built (its test failed after); the models after it and the stale source's did not
+    assert [_relation(uri) for uri, _, _ in events] == ["staging.stg_orders"]
 
 
 def test_a_stale_source_fails_freshness_and_its_models_do_not_run(broken_run: DagRunResult):

@@ -70,3 +70,18 @@ def run_dag_object(dag, conf: dict[str, Any] | None = None, **test_kwargs: Any) 
             tries[key] = ti.try_number
         assert isinstance(run, DagRun)
         return DagRunResult(dag_id, run.run_id, run.state, states, tries)
+
+
+def asset_events(dag_id: str, run_id: str) -> list[tuple[str, dict, str]]:
+    """(asset URI, extra, source task id) of every asset event a DAG run emitted, in order."""
+    from airflow.models.asset import AssetEvent
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        events = session.scalars(
+            select(AssetEvent)
+            .where(AssetEvent.source_dag_id == dag_id, AssetEvent.source_run_id == run_id)
+            .order_by(AssetEvent.id)
+        ).all()
+        return [(event.uri, dict(event.extra or {}), event.source_task_id) for event in events]
