@@ -24,6 +24,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from hooks.circuit_breaker import CircuitBreaker
 from hooks.reader_privileges import reader_problems
+from hooks.warehouse_assets import WAREHOUSE_CONN_ID
 
 if TYPE_CHECKING:
     import psycopg
@@ -66,7 +67,7 @@ class WarehouseHook(PostgresHook):
     """
 
     conn_name_attr = "warehouse_conn_id"
-    default_conn_name = "warehouse"
+    default_conn_name = WAREHOUSE_CONN_ID
     conn_type = "postgres"
     hook_name = "Analytics warehouse (PostgreSQL, circuit breaker)"
 

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
+#: The platform's warehouse connection (``WarehouseHook.default_conn_name``): its relations are the assets.
+WAREHOUSE_CONN_ID = "warehouse"
 _SCHEME = "postgres"
 _DEFAULT_PORT = 5432
 #: Characters kept as they are in a URI path segment (others, such as a space, are %-encoded).
@@ -91,9 +93,9 @@ def parse_relation_uri(uri: str) -> tuple[WarehouseLocation, Relation] | None:
 
 def warehouse_location(conn_id: str | None = None) -> WarehouseLocation:
     """Host, port and database of the ``warehouse`` connection (read at run time, inside a task or command)."""
-    from hooks.warehouse import WarehouseHook
+    from airflow.sdk import BaseHook
 
-    conn = WarehouseHook.get_connection(conn_id or WarehouseHook.default_conn_name)
+    conn = BaseHook.get_connection(conn_id or WAREHOUSE_CONN_ID)
     if not conn.host:
         raise ValueError(f"connection {conn.conn_id!r} names no host: its relations cannot be named as assets")
     extra = conn.extra_dejson or {}

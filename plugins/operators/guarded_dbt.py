@@ -85,7 +85,7 @@ class DbtCircuitBreakerMixin:
 
 
 class GuardedDbtRunLocalOperator(DbtAssetsMixin, DbtCircuitBreakerMixin, DbtRunLocalOperator):
-    """``dbt run`` for one model, behind the dbt breaker."""
+    """``dbt run`` for one model, behind the dbt breaker; an asset event for the relation it built."""
 
 
 class GuardedDbtTestLocalOperator(DbtCircuitBreakerMixin, DbtTestLocalOperator):
@@ -97,15 +97,15 @@ class GuardedDbtSourceLocalOperator(DbtCircuitBreakerMixin, DbtSourceLocalOperat
 
 
 class GuardedDbtSeedLocalOperator(DbtAssetsMixin, DbtCircuitBreakerMixin, DbtSeedLocalOperator):
-    """``dbt seed`` for one seed, behind the dbt breaker."""
+    """``dbt seed`` for one seed, behind the dbt breaker; an asset event for the table it loaded."""
 
 
 class GuardedDbtSnapshotLocalOperator(DbtAssetsMixin, DbtCircuitBreakerMixin, DbtSnapshotLocalOperator):
-    """``dbt snapshot`` for one snapshot, behind the dbt breaker."""
+    """``dbt snapshot`` for one snapshot, behind the dbt breaker; an asset event for the table it wrote."""
 
 
 class GuardedDbtBuildLocalOperator(DbtAssetsMixin, DbtCircuitBreakerMixin, DbtBuildLocalOperator):
-    """``dbt build`` for one node (``TestBehavior.BUILD``), behind the dbt breaker."""
+    """``dbt build`` for one node (``TestBehavior.BUILD``), behind the dbt breaker; an asset event per relation built."""
 
 
 class GuardedDbtDocsLocalOperator(DbtCircuitBreakerMixin, DbtDocsLocalOperator):

@@ -184,35 +184,34 @@ def test_clock_or_changes_schedule():
     )
 
 
-def _node_finished(unique_id: str, resource_type: str, materialized: str, status: str, rows: int | None = None):
-    """dbt's own NodeFinished event, as its event callbacks receive it."""
-    from dbt.events.types import NodeFinished
-    from dbt_common.events.base_types import msg_from_base_event
-
-    result: dict = {"status": status}
-    if rows is not None:
-        result["adapter_response"] = {"_message": f"SELECT {rows}", "code": "SELECT", "rows_affected": rows}
-    relation = {"database": "analytics", "schema": "marts", "alias": unique_id.rsplit(".", 1)[-1]}
-    node = {"unique_id": unique_id, "resource_type": resource_type, "materialized": materialized,
-            "node_status": status, "node_relation": relation}  # fmt: skip
-    return msg_from_base_event(NodeFinished(node_info=node, run_result=result))
+def _node_result(unique_id: str, resource_type: str, materialized: str, status: str, rows: int | None = None):
+    """One node's result of a dbt invocation, shaped like dbt's RunResult."""
+    response = {"_message": f"SELECT {rows}", "code": "SELECT", "rows_affected": rows} if rows is not None else {}
+    node = SimpleNamespace(
+        unique_id=unique_id,
+        resource_type=resource_type,
+        schema="marts",
+        alias=unique_id.rsplit(".", 1)[-1],
+        config=SimpleNamespace(materialized=materialized),
+    )
+    return SimpleNamespace(node=node, status=status, adapter_response=response)
 
 
 def test_a_dbt_invocation_emits_one_event_per_relation_it_built():
     from operators.dbt_assets import BuiltNode, built_relation_events
 
     finished = [
-        _node_finished("model.shop.orders", "model", "table", "success", rows=5),
-        _node_finished("model.shop.order_view", "model", "view", "success", rows=-1),
-        _node_finished("seed.shop.countries", "seed", "seed", "success", rows=3),
-        _node_finished("model.shop.unchanged_increment", "model", "incremental", "success", rows=0),
-        _node_finished("model.shop.grown_increment", "model", "incremental", "success", rows=2),
-        _node_finished("model.shop.broken", "model", "table", "error"),
-        _node_finished("model.shop.after_broken", "model", "table", "skipped"),
-        _node_finished("model.shop.helper", "model", "ephemeral", "success"),
-        _node_finished("test.shop.not_null_orders_id", "test", "test", "pass"),
+        _node_result("model.shop.orders", "model", "table", "success", rows=5),
+        _node_result("model.shop.order_view", "model", "view", "success", rows=-1),
+        _node_result("seed.shop.countries", "seed", "seed", "success", rows=3),
+        _node_result("model.shop.unchanged_increment", "model", "incremental", "success", rows=0),
+        _node_result("model.shop.grown_increment", "model", "incremental", "success", rows=2),
+        _node_result("model.shop.broken", "model", "table", "error"),
+        _node_result("model.shop.after_broken", "model", "table", "skipped"),
+        _node_result("model.shop.helper", "model", "ephemeral", "success"),
+        _node_result("test.shop.not_null_orders_id", "test", "test", "pass"),
     ]
-    events = built_relation_events([BuiltNode.from_node_finished(e) for e in finished], WAREHOUSE)
+    events = built_relation_events([BuiltNode.from_run_result(r) for r in finished], WAREHOUSE)
     base = "postgres://db.example.com:5432/analytics/marts"
     assert events == {
         f"{base}/orders": {"dbt_unique_id": "model.shop.orders", "materialized": "table", "rows_affected": 5},
