@@ -105,7 +105,7 @@ class GuardedDbtSnapshotLocalOperator(DbtAssetsMixin, DbtCircuitBreakerMixin, Db
 
 
 class GuardedDbtBuildLocalOperator(DbtAssetsMixin, DbtCircuitBreakerMixin, DbtBuildLocalOperator):
-    """``dbt build`` for one node (``TestBehavior.BUILD``), behind the dbt breaker; an asset event per relation built."""
+    """``dbt build`` for one node (``TestBehavior.BUILD``) behind the dbt breaker; an event per relation built."""
 
 
 class GuardedDbtDocsLocalOperator(DbtCircuitBreakerMixin, DbtDocsLocalOperator):
