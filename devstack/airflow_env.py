@@ -67,10 +67,15 @@ def openlineage_environment(home: Path) -> dict[str, str]:
     }
     if any(os.environ.get(name) for name in OPENLINEAGE_CONFIGURED_BY):
         return env
+    return {**env, **openlineage_file_transport(home)}
+
+
+def openlineage_file_transport(home: Path) -> dict[str, str]:
+    """The provider's transport setting for the events file of ``home`` (:func:`openlineage_file`)."""
     path = openlineage_file(home)
     path.parent.mkdir(parents=True, exist_ok=True)
     transport = {"type": "file", "log_file_path": str(path), "append": True}
-    return {**env, "AIRFLOW__OPENLINEAGE__TRANSPORT": json.dumps(transport)}
+    return {"AIRFLOW__OPENLINEAGE__TRANSPORT": json.dumps(transport)}
 
 
 def api_connection_environment(home: Path, api_port: int) -> dict[str, str]:
