@@ -31,9 +31,11 @@ from cosmos.constants import ExecutionMode, InvocationMode, SourceRenderingBehav
 
 from include.categories import platform_dag
 from include.transform.project import DbtProject, dbt_executable, local_manifest_project_config
+from include.transform.watcher import DbtExecutionMode, follow_one_dbt_build
 from operators.guarded_dbt import GuardedDbtDocsLocalOperator, guard_dbt_tasks
 
 project = DbtProject.from_env()
+execution_mode = DbtExecutionMode.from_env()
 profile_config = ProfileConfig(
     profile_name=project.profile_name,
     target_name=project.target_name,
@@ -79,3 +81,5 @@ with platform_dag(
 
     dbt_project >> generate_docs
     guard_dbt_tasks(dag.tasks)
+    if execution_mode is DbtExecutionMode.WATCHER:
+        follow_one_dbt_build(dbt_project, docs_task=generate_docs)
