@@ -26,21 +26,18 @@ wait (state *up for reschedule*) instead of failing; see `python -m include brea
 
 from __future__ import annotations
 
-from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, RenderConfig
-from cosmos.constants import ExecutionMode, InvocationMode, SourceRenderingBehavior, TestBehavior
+from cosmos import DbtTaskGroup, ExecutionConfig, RenderConfig
+from cosmos.constants import ExecutionMode, InvocationMode, SourceRenderingBehavior
 
 from include.categories import platform_dag
+from include.transform.profile import profile_config
 from include.transform.project import DbtProject, dbt_executable, local_manifest_project_config
 from include.transform.watcher import DbtExecutionMode, follow_one_dbt_build
 from operators.guarded_dbt import GuardedDbtDocsLocalOperator, guard_dbt_tasks
 
 project = DbtProject.from_env()
 execution_mode = DbtExecutionMode.from_env()
-profile_config = ProfileConfig(
-    profile_name=project.profile_name,
-    target_name=project.target_name,
-    profiles_yml_filepath=project.profiles_yml,
-)
+profile = profile_config(project)
 
 with platform_dag(
     dag_id="transform",
@@ -53,7 +50,7 @@ with platform_dag(
     dbt_project = DbtTaskGroup(
         group_id="dbt",
         project_config=local_manifest_project_config(project),
-        profile_config=profile_config,
+        profile_config=profile,
         execution_config=ExecutionConfig(
             execution_mode=ExecutionMode.LOCAL,
             invocation_mode=InvocationMode.DBT_RUNNER,
@@ -61,7 +58,7 @@ with platform_dag(
         ),
         render_config=RenderConfig(
             load_method=project.load_mode(),
-            test_behavior=TestBehavior.AFTER_EACH,
+            test_behavior=execution_mode.test_behavior,
             source_rendering_behavior=SourceRenderingBehavior.WITH_TESTS_OR_FRESHNESS,
             should_detach_multiple_parents_tests=True,
         ),
@@ -70,7 +67,7 @@ with platform_dag(
     generate_docs = GuardedDbtDocsLocalOperator(
         task_id="generate_docs",
         project_dir=str(project.project_path),
-        profile_config=profile_config,
+        profile_config=profile,
         invocation_mode=InvocationMode.DBT_RUNNER,
         dbt_executable_path=dbt_executable(),
         install_deps=project.needs_dbt_deps,

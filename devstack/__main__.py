@@ -17,7 +17,7 @@ import sys
 from urllib.parse import urlsplit, urlunsplit
 
 from devstack import services
-from devstack.airflow_env import PROJECT_ROOT, dbt_profile_environment
+from devstack.airflow_env import PROJECT_ROOT
 from devstack.stack import LocalStack
 
 LOCAL_DIR = PROJECT_ROOT / ".local"
@@ -45,8 +45,7 @@ def prepare_dbt(database_url: str) -> None:
     if DbtProject.from_env().project_path == BUNDLED_PROJECT:
         with psycopg.connect(database_url) as conn:
             load_demo_data(conn)
-    env = {**os.environ, **dbt_profile_environment(database_url)}
-    subprocess.run([sys.executable, "-m", "include", "dbt", "manifest"], env=env, check=True, cwd=PROJECT_ROOT)
+    subprocess.run([sys.executable, "-m", "include", "dbt", "manifest"], check=True, cwd=PROJECT_ROOT)
 
 
 def _stack(executor: str, port: int) -> LocalStack:

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import logging
 import shutil
+import tempfile
 from pathlib import Path
 
-from include.transform.project import DbtProject
+from include.transform.project import DbtProject, offline_profiles_yml
 
 log = logging.getLogger(__name__)
 
@@ -25,23 +26,29 @@ class ManifestBuildError(RuntimeError):
 
 
 def build_manifest(project: DbtProject) -> Path:
-    """Run ``dbt parse`` in-process for ``project`` and return the manifest path."""
+    """Run ``dbt parse`` in-process for ``project`` and return the manifest path.
+
+    A project whose profile comes from the ``warehouse`` connection is parsed with an offline
+    profile: ``dbt parse`` reads a profile but never connects.
+    """
     from dbt.cli.main import dbtRunner
 
-    result = dbtRunner().invoke(
-        [
-            "parse",
-            "--project-dir",
-            str(project.project_path),
-            "--profiles-dir",
-            str(project.profiles_dir),
-            "--profile",
-            project.profile_name,
-            "--target",
-            project.target_name,
-            "--quiet",
-        ]
-    )
+    with tempfile.TemporaryDirectory(prefix="dbt-parse-") as scratch:
+        profiles_dir = project.profiles_dir or offline_profiles_yml(project, Path(scratch)).parent
+        result = dbtRunner().invoke(
+            [
+                "parse",
+                "--project-dir",
+                str(project.project_path),
+                "--profiles-dir",
+                str(profiles_dir),
+                "--profile",
+                project.profile_name,
+                "--target",
+                project.target_name,
+                "--quiet",
+            ]
+        )
     if not result.success:
         raise ManifestBuildError(f"dbt parse failed for {project.project_path}: {result.exception}")
     built = project.project_path / "target" / "manifest.json"

@@ -51,6 +51,18 @@ class DbtExecutionMode(enum.StrEnum):
     #: One dbt invocation per task (Cosmos ``ExecutionMode.LOCAL``).
     LOCAL = "local"
 
+    @property
+    def test_behavior(self):
+        """How Cosmos renders the tests: with their model (watcher), or as a task after it (local).
+
+        In watcher mode every task waits in the triggerer, and Airflow 3.3's triggerer deserializes
+        the whole DAG for each task it starts there, so the number of tasks counts twice (tasks x DAG
+        size): one task per model and its tests, as ``dbt build`` runs them, halves it.
+        """
+        from cosmos.constants import TestBehavior
+
+        return TestBehavior.BUILD if self is DbtExecutionMode.WATCHER else TestBehavior.AFTER_EACH
+
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> DbtExecutionMode:
         raw = ((os.environ if environ is None else environ).get(EXECUTION_MODE_ENV) or cls.WATCHER.value).strip()
@@ -129,13 +141,28 @@ def _tasks_in(group: TaskGroup) -> list[Any]:
     return tasks
 
 
+def _own_tests(task: Any, unique_id: str, graph_nodes: dict[str, Any]) -> list[str]:
+    """The tests of one node: those that depend on it, less those rendered as their own task (excluded)."""
+    excluded = set((task.exclude or "").split() if isinstance(task.exclude, str) else task.exclude or [])
+    return sorted(
+        uid
+        for uid, node in graph_nodes.items()
+        if uid.startswith("test.") and unique_id in node.depends_on and uid.split(".")[2] not in excluded
+    )
+
+
 def _node_id(task: Any) -> str:
     return ((getattr(task, "extra_context", None) or {}).get("dbt_node_config") or {}).get("unique_id") or ""
 
 
 def _followed_nodes(task: Any, graph_nodes: dict[str, Any]) -> tuple[list[str], str]:
     """The dbt nodes a rendered task runs in local mode, and what to call them in its log."""
-    from cosmos.operators.local import DbtDocsLocalOperator, DbtSourceLocalOperator, DbtTestLocalOperator
+    from cosmos.operators.local import (
+        DbtBuildLocalOperator,
+        DbtDocsLocalOperator,
+        DbtSourceLocalOperator,
+        DbtTestLocalOperator,
+    )
 
     from operators.dbt_watcher import DOCS_NODE
 
@@ -146,13 +173,8 @@ def _followed_nodes(task: Any, graph_nodes: dict[str, Any]) -> tuple[list[str], 
     name = name.partition(".")[2]
     if isinstance(task, DbtSourceLocalOperator):
         return [unique_id], f"the freshness of source {name}"
+    if isinstance(task, DbtBuildLocalOperator):  # TestBehavior.BUILD: the node, then its tests
+        return [unique_id, *_own_tests(task, unique_id, graph_nodes)], f"{kind} {name} and its tests"
     if isinstance(task, DbtTestLocalOperator) and kind != "test":
-        # The tests of one model: those that depend on it, less those rendered as their own task.
-        excluded = set((task.exclude or "").split() if isinstance(task.exclude, str) else task.exclude or [])
-        tests = sorted(
-            uid
-            for uid, node in graph_nodes.items()
-            if uid.startswith("test.") and unique_id in node.depends_on and uid.split(".")[2] not in excluded
-        )
-        return tests, f"the tests of {name}"
+        return _own_tests(task, unique_id, graph_nodes), f"the tests of {name}"
     return [unique_id], f"{kind} {name.split('.')[0]}"

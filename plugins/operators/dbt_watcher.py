@@ -33,6 +33,7 @@ from hooks.dbt_breaker import DbtWarehouseUnreachableError
 from hooks.dbt_results import FAILED, JournalWriter, NodeResult, ProducerEnd
 from operators.guarded_dbt import (
     DbtCircuitBreakerMixin,
+    GuardedDbtBuildLocalOperator,
     GuardedDbtDocsLocalOperator,
     GuardedDbtRunLocalOperator,
     GuardedDbtSeedLocalOperator,
@@ -288,6 +289,10 @@ class FollowsDbtBuild:
         raise AirflowException(f"dbt reported this {self.resource} as failed; see the log above")
 
 
+class FollowingDbtBuildOperator(FollowsDbtBuild, GuardedDbtBuildLocalOperator):
+    """A model and its tests in watcher mode; runs ``dbt build`` for that model itself when it must."""
+
+
 class FollowingDbtRunOperator(FollowsDbtBuild, GuardedDbtRunLocalOperator):
     """A model's task in watcher mode; runs ``dbt run`` for the model itself when it must."""
 
@@ -314,6 +319,7 @@ class FollowingDbtDocsOperator(FollowsDbtBuild, GuardedDbtDocsLocalOperator):
 
 #: Guarded local operator -> its watcher-mode class.
 FOLLOWING_OPERATORS: dict[type, type] = {
+    GuardedDbtBuildLocalOperator: FollowingDbtBuildOperator,
     GuardedDbtRunLocalOperator: FollowingDbtRunOperator,
     GuardedDbtTestLocalOperator: FollowingDbtTestOperator,
     GuardedDbtSourceLocalOperator: FollowingDbtSourceOperator,

@@ -87,13 +87,81 @@ def test_freshness_is_checked_before_the_models_of_each_source(dag, manifest):
 
 def test_docs_are_generated_after_everything_else(dag):
     docs = dag.get_task("generate_docs")
-    assert docs.get_flat_relative_ids(upstream=True) == {t.task_id for t in dag.tasks} - {"generate_docs"}
+    assert docs.get_flat_relative_ids(upstream=True) == {t.task_id for t in dag.tasks} - {"generate_docs", OUTCOME}
 
 
-def test_every_task_is_a_guarded_dbt_call_in_the_dbt_pool(dag):
+def test_every_dbt_task_is_a_guarded_dbt_call_in_the_dbt_pool(dag):
     from operators.guarded_dbt import DbtCircuitBreakerMixin
 
     for task in dag.tasks:
+        if task.task_id == OUTCOME:
+            continue
         assert isinstance(task, DbtCircuitBreakerMixin), f"{task.task_id}: {type(task).__name__} is not guarded"
         assert (task.pool, task.queue, task.pool_slots) == ("dbt", "dbt", 1), task.task_id
     assert dag.max_active_tasks == 1
+
+
+# ----------------------------------------------------------------------------- watcher execution (the default)
+
+OUTCOME = "dbt_build_passed"
+
+
+def test_one_producer_runs_the_build_and_every_other_dbt_task_follows_it_from_the_triggerer(dag, manifest):
+    from airflow.task.trigger_rule import TriggerRule
+
+    from operators.dbt_watcher import DbtBuildProducerOperator, FollowsDbtBuild
+
+    producer = dag.get_task("dbt.dbt_build")
+    assert isinstance(producer, DbtBuildProducerOperator)
+    assert producer.freshness_sources == ["source:raw.customers", "source:raw.orders"]
+    assert producer.docs_callback == "include.transform.docs.publish_docs"
+    followers = [t for t in dag.tasks if isinstance(t, FollowsDbtBuild)]
+    assert len(followers) == len(dag.tasks) - 2  # all but the producer and the outcome
+    for task in followers:
+        assert task.start_from_trigger and task.trigger_rule == TriggerRule.ALWAYS, task.task_id
+        kwargs = task.start_trigger_args.trigger_kwargs
+        assert kwargs["producer_task_id"] == "dbt.dbt_build"
+        assert set(kwargs["upstream_task_ids"]) == task.upstream_task_ids - {"dbt.dbt_build"}
+        assert OUTCOME in task.downstream_task_ids
+    assert dag.get_task(OUTCOME).trigger_rule == TriggerRule.NONE_FAILED
+
+
+def test_each_task_follows_the_nodes_it_runs_in_local_mode(dag, manifest):
+    def followed(task_id):
+        return dag.get_task(task_id).start_trigger_args.trigger_kwargs["nodes"]
+
+    relationship = next(n for n in manifest["nodes"].values() if n["name"].startswith("relationships_"))
+    for name, node in _models(manifest).items():
+        assert followed(f"dbt.{name}.run") == [node["unique_id"]]
+        own_tests = {
+            uid
+            for uid, n in manifest["nodes"].items()
+            if n["resource_type"] == "test" and node["unique_id"] in n["depends_on"]["nodes"]
+        } - {relationship["unique_id"]}
+        assert set(followed(f"dbt.{name}.test")) == own_tests
+    task = next(t for t in dag.tasks if t.task_id.startswith("dbt.relationships_"))
+    assert followed(task.task_id) == [relationship["unique_id"]]
+    assert followed("dbt.raw_orders_source") == ["source.analytics.raw.orders"]
+    assert followed("generate_docs") == ["docs.generate"]
+
+
+def test_the_serialized_dag_starts_the_following_tasks_in_the_triggerer(dag):
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    serialized = DagSerialization.from_dict(DagSerialization.to_dict(dag))
+    task = serialized.get_task("dbt.fct_orders.run")
+    assert task.start_from_trigger is True
+    assert task.start_trigger_args.trigger_cls == "triggers.dbt_node.DbtNodeTrigger"
+    assert task.start_trigger_args.next_method == "resume"
+    assert serialized.get_task("dbt.dbt_build").start_from_trigger is False
+
+
+def test_local_mode_renders_one_dbt_call_per_task(monkeypatch):
+    from operators.guarded_dbt import GuardedDbtRunLocalOperator, GuardedDbtTestLocalOperator
+
+    monkeypatch.setenv("DBT_EXECUTION_MODE", "local")
+    local = load_transform_dag()
+    assert "dbt.dbt_build" not in local.task_dict and OUTCOME not in local.task_dict
+    assert type(local.get_task("dbt.fct_orders.run")) is GuardedDbtRunLocalOperator
+    assert type(local.get_task("dbt.fct_orders.test")) is GuardedDbtTestLocalOperator
+    assert local.get_task("dbt.fct_orders.run").trigger_rule == "all_success"
