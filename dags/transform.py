@@ -2,26 +2,34 @@
 ### Transform (dbt)
 
 Builds the dbt project with [Cosmos](https://astronomer.github.io/astronomer-cosmos/), the job of
-the old worker's `dbt` queue (concurrency 1): every dbt model is an Airflow task.
+the old worker's `dbt` queue (concurrency 1). Every model is still an Airflow task. How dbt runs
+is `DBT_EXECUTION_MODE` (README, *Execution modes*):
 
-* **`dbt.raw_<table>_source`**: `dbt source freshness` for each source table; a stale source
-  fails here and the models built from it do not run.
-* **`dbt.<model>.run`** then **`dbt.<model>.test`**: each model, then its data tests; a failing
-  test stops everything downstream of the model. Tests on two models run as their own task.
-* **`generate_docs`**: `dbt docs generate`, published where the Airflow UI serves it
-  (**Browse -> dbt Docs (Analytics)**).
+* **watcher** (default): **`dbt.dbt_build`** runs what the command line would, in one worker:
+  `dbt source freshness` (the models of a stale source are left out), `dbt build` with the
+  profile's `threads`, and `dbt docs generate` (published under **Browse -> dbt Docs**). Each
+  model with its tests (**`dbt.<model>_model_build`**), each test on two models and each source
+  (**`dbt.<source>_<table>_source`**) is its own task: it waits in the triggerer (no worker, no
+  pool slot) and ends as dbt reported, with dbt's lines for it in its log; what dbt skipped ends
+  *skipped*, naming the task that stopped it. **`dbt_build_passed`** fails the run when any dbt
+  task failed.
+* **local**: `dbt.<model>.run` (`dbt run`) then `dbt.<model>.test` (`dbt test`) per model and a
+  task per source, one dbt invocation per task, one at a time, then `generate_docs`.
 
-The project is `DBT_PROJECT_PATH` (default: the bundled `dbt/`) with `profiles.yml` from
-`DBT_PROFILES_DIR`; the graph comes from the manifest built by `make dbt-manifest` (falling back to
-`dbt ls`, with a warning in the DAG processor log, when it is missing).
+The project is `DBT_PROJECT_PATH` (default: the bundled `dbt/`); its profile is the Airflow
+connection `warehouse`, or the `profiles.yml` in `DBT_PROFILES_DIR` if that is set. The graph
+comes from the manifest built by `make dbt-manifest` (falling back to `dbt ls`, with a warning in
+the DAG processor log, when it is missing).
 
-**Schedule**: hourly at minute 15. **Pool**: `dbt` (1 slot, shared with every dbt task).
+**Schedule**: hourly at minute 15. **Pool**: `dbt` (1 slot): the build, or one task running dbt.
 
 **When it fails**: open the failed task's log: dbt's own output names the failing model, test or
-source. A stale source means its loader is late: reload it, then clear the source task. A failing
-test means bad data: fix it upstream (or the test), then clear the test task. If the warehouse is
-unreachable, three failed dbt invocations open the `dbt` circuit breaker and the remaining tasks
-wait (state *up for reschedule*) instead of failing; see `python -m include breakers status`.
+source. A stale source means its loader is late: reload it, then clear the source task (with its
+downstream tasks). A failing test or model means bad data or SQL: fix it, then clear that task
+with its downstream tasks; each runs dbt for its own node alone, in dependency order, without
+rebuilding the project. If the warehouse is unreachable, three failed dbt invocations open the
+`dbt` circuit breaker and the build waits (state *up for reschedule*) instead of failing; see
+`python -m include breakers status`.
 """
 
 from __future__ import annotations

@@ -88,7 +88,8 @@ def airflow_environment(
         "DATABASE_URL": database_url,
         "REDIS_URL": redis_url,
         "DBT_PROJECT_PATH": os.environ.get("DBT_PROJECT_PATH", str(root / "dbt")),
-        "DBT_PROFILES_DIR": os.environ.get("DBT_PROFILES_DIR", str(root / "dbt")),
+        # dbt's profile: the `warehouse` connection, unless a profiles.yml is named (DBT_PROFILES_DIR).
+        **({"DBT_PROFILES_DIR": os.environ["DBT_PROFILES_DIR"]} if os.environ.get("DBT_PROFILES_DIR") else {}),
         **statsd_environment(),
         **dbt_environment(home),
         **legacy_channel_connections(),

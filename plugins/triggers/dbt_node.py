@@ -76,10 +76,10 @@ class DbtNodeTrigger(BaseTrigger):
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        ti = self.task_instance
-        dag_id = self.dag_id or ti.dag_id
-        run_id = self.run_id or ti.run_id
-        try_number = self.try_number if self.try_number is not None else ti.try_number
+        if self.dag_id is None:  # started from the triggerer: the task instance says which run and try
+            ti = self.task_instance
+            self.dag_id, self.run_id, self.try_number = ti.dag_id, ti.run_id, ti.try_number
+        dag_id, run_id, try_number = self.dag_id, self.run_id, self.try_number
         async with RunResultsReader.subscribe(dag_id, run_id, self.producer_task_id) as reader:
             async for event in self._follow(reader, first_try=try_number <= 1, started=time.time()):
                 yield event

@@ -62,7 +62,7 @@ def test_a_run_builds_every_model_and_runs_every_test(good_run: DagRunResult):
     assert set(good_run.task_states.values()) == {"success"}, good_run.task_states
     ran = set(good_run.task_states)
     for model in ("stg_customers", "stg_orders", "dim_customers", "fct_orders", "daily_revenue"):
-        assert {f"dbt.{model}.run", f"dbt.{model}.test"} <= ran
+        assert f"dbt.{model}_model_build" in ran  # the model and its tests, as dbt build ran them
     assert {"dbt.raw_customers_source", "dbt.raw_orders_source", "generate_docs", "dbt.dbt_build"} <= ran
 
 
@@ -153,9 +153,8 @@ def test_a_failing_data_test_skips_the_models_downstream(broken_run: DagRunResul
     assert broken_run.state == "failed"
     assert states["dbt_build_passed"] == "upstream_failed"  # the run's state says a dbt task failed
     assert states["dbt.raw_orders_source"] == "success"
-    assert states["dbt.stg_orders.run"] == "success"
-    assert states["dbt.stg_orders.test"] == "failed"  # accepted_values: 'lost in transit'
-    for downstream in ("dbt.fct_orders.run", "dbt.fct_orders.test", "dbt.daily_revenue.run", "dbt.dim_customers.run"):
+    assert states["dbt.stg_orders_model_build"] == "failed"  # built, but accepted_values: 'lost in transit'
+    for downstream in ("dbt.fct_orders_model_build", "dbt.daily_revenue_model_build", "dbt.dim_customers_model_build"):
         assert states[downstream] == "skipped", downstream  # dbt skipped them, as the task says
     assert states["generate_docs"] == "success"  # the docs of what was built
     assert _rows(database_url, "SELECT count(*) FROM marts.fct_orders WHERE order_id = 999") == [(0,)]
@@ -164,8 +163,7 @@ def test_a_failing_data_test_skips_the_models_downstream(broken_run: DagRunResul
 def test_a_stale_source_fails_freshness_and_its_models_do_not_run(broken_run: DagRunResult):
     states = broken_run.task_states
     assert states["dbt.raw_customers_source"] == "failed"
-    assert states["dbt.stg_customers.run"] == "skipped"
-    assert states["dbt.stg_customers.test"] == "skipped"
+    assert states["dbt.stg_customers_model_build"] == "skipped"
 
 
 def test_an_unreachable_warehouse_fails_the_build_and_counts_against_the_dbt_breaker(
@@ -180,7 +178,7 @@ def test_an_unreachable_warehouse_fails_the_build_and_counts_against_the_dbt_bre
     assert result.state == "failed"
     assert result.task_states["dbt.dbt_build"] == "failed"
     assert result.task_states["dbt.raw_customers_source"] == "failed"  # the build ended without results
-    assert result.task_states["dbt.stg_orders.run"] == "failed"
+    assert result.task_states["dbt.stg_orders_model_build"] == "failed"
     status = read_status(default_store(), "dbt", "analytics.warehouse")
     assert status.failures == 1  # one dbt invocation; two more would open the breaker
     assert "Connection refused" in status.last_error
@@ -196,7 +194,7 @@ def test_local_mode_runs_dbt_task_by_task(local_mode, good_run: DagRunResult, da
 
     dag = load_transform_dag()
     assert "dbt.dbt_build" not in dag.task_dict
-    assert type(dag.get_task("dbt.fct_orders.run")) is GuardedDbtRunLocalOperator
+    assert type(dag.get_task("dbt.fct_orders.run")) is GuardedDbtRunLocalOperator  # dbt run, then dbt test
     result = run_dag_object(dag)
     assert result.state == "success", result.failed_tasks()
     assert set(result.task_states.values()) == {"success"}

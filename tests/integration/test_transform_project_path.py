@@ -118,8 +118,7 @@ def test_the_dag_renders_and_runs_the_project_dbt_project_path_points_at(
     assert dag.task_group_dict["dbt"].dbt_graph.load_method in (LoadMode.DBT_LS, LoadMode.DBT_LS_CACHE)
     assert {t.task_id for t in dag.tasks} == {
         "dbt.dbt_build",  # watcher mode: the one dbt build
-        "dbt.orders_by_customer.run",
-        "dbt.orders_by_customer.test",
+        "dbt.orders_by_customer_model_build",
         "generate_docs",
         "dbt_build_passed",
     }

@@ -182,6 +182,7 @@ def stack(test_env, tmp_path_factory):
         "DBT_DOCS_SLUG": "shop",
         "AIRFLOW__COSMOS__DBT_DOCS_PROJECTS": json.dumps({"shop": {"dir": str(root / "docs")}}),
         "CIRCUIT_BREAKERS": json.dumps({"dbt": {"recovery_timeout": 6}}),
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",  # only transform runs here
     }
     build_manifest(DbtProject.from_env(env))
     local = LocalStack(root / "stack", test_env.database_url, test_env.redis_url, port=free_port(), extra_env=env)
@@ -194,6 +195,14 @@ def stack(test_env, tmp_path_factory):
         yield local, api, root
     finally:
         local.down()
+
+
+def _parsed(api: Api) -> bool:
+    try:
+        api.get("/dags/transform")
+    except requests.HTTPError:
+        return False
+    return True
 
 
 def _first_run(api: Api) -> str:
@@ -225,7 +234,7 @@ def test_every_model_and_test_task_follows_the_one_build_from_the_triggerer(stac
     run = api.wait(run_id)
     states = api.states(run_id)
     assert run["state"] == "success", states
-    followers = {f"dbt.{m}.run" for m in MODELS} | {"dbt.stg_orders.test", "dbt.orders_by_status.test"}
+    followers = {f"dbt.{m}_model_build" for m in MODELS}
     assert followers | {"dbt.shop_orders_source", "generate_docs", "dbt.dbt_build"} <= set(states)
     assert set(states.values()) == {"success"}
 
@@ -235,9 +244,10 @@ def test_every_model_and_test_task_follows_the_one_build_from_the_triggerer(stac
         worker, triggerer = _logs(local, run_id, task_id)
         assert worker == "", f"{task_id} started a worker"  # it started and ended in the triggerer
         assert triggerer, task_id
-    _, model_log = _logs(local, run_id, "dbt.orders_by_status.run")
+    _, model_log = _logs(local, run_id, "dbt.orders_by_status_model_build")
     assert "OK created sql table model sched_shop.orders_by_status" in _events(model_log)
-    _, tests_log = _logs(local, run_id, "dbt.stg_orders.test")
+    assert "PASS unique_orders_by_status_status" in _events(model_log)
+    _, tests_log = _logs(local, run_id, "dbt.stg_orders_model_build")
     assert "PASS accepted_values_stg_orders_status" in _events(tests_log)
     _, source_log = _logs(local, run_id, "dbt.shop_orders_source")
     assert "PASS freshness of shop.orders" in _events(source_log)
@@ -253,20 +263,19 @@ def test_a_failing_model_skips_what_is_downstream_and_clearing_it_rebuilds_it_al
     run = api.wait(run_id)
     states = api.states(run_id)
     assert run["state"] == "failed"
-    assert states["dbt.stg_orders.run"] == "success"
-    assert states["dbt.orders_by_status.run"] == "failed"  # 'n/a'::numeric
-    assert states["dbt.orders_by_status.test"] == "skipped"
-    assert states["dbt.status_report.run"] == "skipped"
+    assert states["dbt.stg_orders_model_build"] == "success"
+    assert states["dbt.orders_by_status_model_build"] == "failed"  # 'n/a'::numeric
+    assert states["dbt.status_report_model_build"] == "skipped"
     assert states["dbt_build_passed"] == "upstream_failed"
-    _, failed_log = _logs(local, run_id, "dbt.orders_by_status.run")
+    _, failed_log = _logs(local, run_id, "dbt.orders_by_status_model_build")
     assert 'invalid input syntax for type numeric: "n/a"' in _events(failed_log)
-    _, skipped_log = _logs(local, run_id, "dbt.status_report.run")
-    assert "dbt.orders_by_status.run ended failed" in _events(skipped_log)
+    _, skipped_log = _logs(local, run_id, "dbt.status_report_model_build")
+    assert "dbt.orders_by_status_model_build ended failed" in _events(skipped_log)
     before = _sql(db, f"SELECT status, orders FROM {SCHEMA}.orders_by_status ORDER BY 1")
     assert before == [("placed", 1), ("shipped", 2)]  # the previous run's table
 
     _sql(db, f"UPDATE {RAW}.orders SET amount = '7' WHERE order_id = 4")
-    api.clear(run_id, ["dbt.orders_by_status.run"])
+    api.clear(run_id, ["dbt.orders_by_status_model_build"])
     run = api.wait(run_id)
     states = api.states(run_id)
     assert run["state"] == "success", states
@@ -276,14 +285,14 @@ def test_a_failing_model_skips_what_is_downstream_and_clearing_it_rebuilds_it_al
     ]
     assert _sql(db, f"SELECT status, orders FROM {SCHEMA}.status_report ORDER BY 1") == [("placed", 2), ("shipped", 2)]
     tasks = api.tasks(run_id)
-    for task_id in ("dbt.orders_by_status.run", "dbt.orders_by_status.test", "dbt.status_report.run"):
+    for task_id in ("dbt.orders_by_status_model_build", "dbt.status_report_model_build"):
         assert tasks[task_id]["state"] == "success" and tasks[task_id]["try_number"] == 2, tasks[task_id]
         worker, _ = _logs(local, run_id, task_id, attempt=2)
         assert "Trying to run dbtRunner" in _events(worker), f"{task_id} did not run dbt itself"
     assert tasks["dbt.dbt_build"]["try_number"] == 1  # no second build
-    assert tasks["dbt.stg_orders.run"]["try_number"] == 1  # the rest was not rebuilt
-    worker, _ = _logs(local, run_id, "dbt.orders_by_status.run", attempt=2)
-    assert "'run'" in _events(worker) and "orders_by_status" in _events(worker)
+    assert tasks["dbt.stg_orders_model_build"]["try_number"] == 1  # the rest was not rebuilt
+    worker, _ = _logs(local, run_id, "dbt.orders_by_status_model_build", attempt=2)
+    assert "PASS unique_orders_by_status_status" in _events(worker)  # its tests ran again too
 
 
 def test_a_failing_test_skips_the_models_downstream(stack, test_env):
@@ -297,11 +306,10 @@ def test_a_failing_test_skips_the_models_downstream(stack, test_env):
         _sql(db, f"DELETE FROM {RAW}.orders WHERE order_id = 5")
     states = api.states(run_id)
     assert run["state"] == "failed"
-    assert states["dbt.stg_orders.run"] == "success"
-    assert states["dbt.stg_orders.test"] == "failed"
-    assert states["dbt.orders_by_status.run"] == "skipped"
-    assert states["dbt.status_report.run"] == "skipped"
-    _, test_log = _logs(local, run_id, "dbt.stg_orders.test")
+    assert states["dbt.stg_orders_model_build"] == "failed"  # the model was built, its test failed
+    assert states["dbt.orders_by_status_model_build"] == "skipped"
+    assert states["dbt.status_report_model_build"] == "skipped"
+    _, test_log = _logs(local, run_id, "dbt.stg_orders_model_build")
     assert "FAIL 1 accepted_values_stg_orders_status" in _events(test_log)
 
 
@@ -317,11 +325,11 @@ def test_a_stale_source_gates_its_models(stack, test_env):
     states = api.states(run_id)
     assert run["state"] == "failed"
     assert states["dbt.shop_orders_source"] == "failed"
-    for task_id in ("dbt.stg_orders.run", "dbt.stg_orders.test", "dbt.orders_by_status.run", "dbt.status_report.run"):
-        assert states[task_id] == "skipped", task_id
+    for model in MODELS:
+        assert states[f"dbt.{model}_model_build"] == "skipped", model
     _, source_log = _logs(local, run_id, "dbt.shop_orders_source")
     assert "ERROR STALE freshness of shop.orders" in _events(source_log)
-    _, gated_log = _logs(local, run_id, "dbt.stg_orders.run")
+    _, gated_log = _logs(local, run_id, "dbt.stg_orders_model_build")
     assert "dbt.shop_orders_source ended failed" in _events(gated_log)
 
 
@@ -345,7 +353,7 @@ def test_an_open_dbt_breaker_makes_the_build_wait_instead_of_failing(stack):
         timeout=60,
         interval=0.5,
     )
-    assert seen["dbt.stg_orders.run"] == "deferred"  # waiting, holding no worker and no pool slot
+    assert seen["dbt.stg_orders_model_build"] == "deferred"  # waiting, holding no worker and no pool slot
     started = time.monotonic()
     run = api.wait(run_id)
     tasks = api.tasks(run_id)
