@@ -5,17 +5,19 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: help venv run run-celery stop status test lint format bench lock clean dbt-manifest
+.PHONY: help venv run run-celery stop status test test-unit chromium lint format bench lock clean dbt-manifest
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
 venv: $(INSTALLED)  ## create .venv and install the pinned packages
 
-$(INSTALLED): requirements.txt requirements-dev.txt constraints.txt
+$(INSTALLED): requirements.txt requirements-dev.txt constraints.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade "pip>=25"
 	$(BIN)/pip install --quiet -r requirements-dev.txt -c constraints.txt
+	@# the project itself, editable: its packages import by name in every process of the venv
+	PYTHONWARNINGS="ignore:Editable installation" $(BIN)/pip install --quiet --no-deps --editable .
 	$(BIN)/pip check
 	touch $@
 
@@ -42,11 +44,21 @@ format: venv  ## apply ruff fixes and formatting
 dbt-manifest: venv  ## build dbt/target/manifest.json for the transform DAG (dbt parse; no database needed)
 	$(BIN)/python -m include dbt manifest
 
-test: venv lint dbt-manifest  ## the whole suite against real PostgreSQL and Redis (started if down)
-	$(BIN)/pytest
+# test-unit points the warehouse and Redis at a closed port: a unit or DAG test that tried to reach
+# either would fail. tests/integration/conftest.py alone sets up the real services.
+NO_SERVICES := DATABASE_URL=postgresql://postgres@127.0.0.1:1/no_service REDIS_URL=redis://127.0.0.1:1/0
 
-bench: venv  ## every benchmark in bench/ (each prints a ratio against an in-run baseline)
-	@set -e; for script in bench/[a-z]*.py; do name=$$(basename $$script .py); [ "$$name" = common ] && continue; echo "== bench/$$name.py"; $(BIN)/python -m bench.$$name; done
+test-unit: venv dbt-manifest  ## the fast loop: tests/unit and tests/dags in seconds, PostgreSQL and Redis not needed
+	$(NO_SERVICES) $(BIN)/pytest -q tests/unit tests/dags
+
+chromium:  ## Chromium for the breaker page test: found, else installed (apt-get as root), else the command that fixes it
+	$(PYTHON) -m tests.support.chromium
+
+test: chromium venv lint test-unit  ## the whole suite: test-unit, then the rest against real PostgreSQL and Redis (started if down)
+	$(BIN)/pytest tests --ignore=tests/unit --ignore=tests/dags
+
+bench: venv  ## every benchmark in bench/ (a ratio against an in-run baseline each); fails naming those that missed
+	$(BIN)/python -m bench
 
 lock: venv  ## regenerate constraints.txt from a clean install of requirements-dev.txt
 	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock

@@ -14,13 +14,12 @@ baseline slower still, so the ratio here is a lower bound.
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 
-from bench.common import PROJECT_ROOT, emit_result, print_table
+from bench.common import Target, finish, print_table
 
-TARGET_RATIO = 10.0
+TARGET = Target(">=", 10)
 
 
 def _create_alerts(database_url: str, count: int) -> list[str]:
@@ -98,7 +97,6 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=100)
     args = parser.parse_args()
 
-    sys.path.insert(0, str(PROJECT_ROOT))
     from tests.support import environment
 
     env = environment.set_up()  # fresh warehouse database, Redis index and Airflow home
@@ -132,10 +130,10 @@ def main() -> None:
         print_table(["design", "alerts", "tasks", "evaluation phase", "alerts/s", "whole DAG run"], rows)
         baseline, batched = results.values()
         print(f"one task per alert: {baseline:.1f} alerts/s; batched: {batched:.1f} alerts/s")
-        emit_result(
+        finish(
             "alerts",
             batched / baseline,
-            f">= {TARGET_RATIO:g}",
+            TARGET,
             alerts=args.alerts,
             batched_alerts_per_s=round(batched, 1),
             baseline_alerts=args.baseline_alerts,

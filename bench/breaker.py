@@ -10,12 +10,18 @@ from __future__ import annotations
 import argparse
 import contextlib
 import multiprocessing
+import os
 import statistics
 import time
 
-from bench.common import emit_result, print_table
+from bench.common import Target, finish, print_table
 
 PROCESSES = 8
+#: Ours costs at most half of pybreaker per guarded call, and admits exactly the configured trial.
+TARGET = Target("<=", 0.5)
+HALF_OPEN_TARGET = Target("==", 1)
+#: The Airflow connection of the scratch Redis database this benchmark flushes.
+CONN_ID = "bench_breaker_redis"
 
 
 def _redis_url(base: str, db: int) -> str:
@@ -24,11 +30,12 @@ def _redis_url(base: str, db: int) -> str:
     return urlunsplit(urlsplit(base)._replace(path=f"/{db}"))
 
 
-def ours(url: str, name: str, threshold: int = 3, recovery: float = 0.5):
+def ours(name: str, threshold: int = 3, recovery: float = 0.5):
+    """This project's breaker on the connection ``CONN_ID`` (``main`` points it at the scratch database)."""
     from hooks.circuit_breaker import BreakerConfig, BreakerStore, CircuitBreaker
 
     config = BreakerConfig(failure_threshold=threshold, recovery_timeout=recovery, half_open_max_calls=1)
-    return CircuitBreaker("external_api", name, config=config, store=BreakerStore(url))
+    return CircuitBreaker("external_api", name, config=config, store=BreakerStore(CONN_ID))
 
 
 def theirs(url: str, name: str, threshold: int = 3, recovery: float = 0.5):
@@ -67,7 +74,7 @@ def _contender(kind: str, url: str, name: str, barrier, results) -> None:  # run
 
     from hooks.circuit_breaker import CircuitOpenError
 
-    breaker = ours(url, name) if kind == "ours" else theirs(url, name)
+    breaker = ours(name) if kind == "ours" else theirs(url, name)
     barrier.wait()
     try:
         breaker.call(time.sleep, 0.5)
@@ -78,7 +85,7 @@ def _contender(kind: str, url: str, name: str, barrier, results) -> None:  # run
 
 def half_open_admissions(kind: str, url: str) -> int:
     name = f"bench-half-open-{kind}-{time.monotonic_ns()}"
-    breaker = ours(url, name) if kind == "ours" else theirs(url, name)
+    breaker = ours(name) if kind == "ours" else theirs(url, name)
     _trip(breaker)
     time.sleep(0.6)  # past the recovery timeout: the breaker may half-open
     context = multiprocessing.get_context("fork")
@@ -94,6 +101,7 @@ def half_open_admissions(kind: str, url: str) -> int:
 def main() -> None:
     import redis
 
+    from devstack.airflow_env import redis_connection
     from include.settings import redis_url
 
     parser = argparse.ArgumentParser(description=__doc__)
@@ -102,10 +110,11 @@ def main() -> None:
     parser.add_argument("--redis-db", type=int, default=13, help="scratch Redis DB index (flushed)")
     args = parser.parse_args()
     url = _redis_url(redis_url(), args.redis_db)
+    os.environ[f"AIRFLOW_CONN_{CONN_ID.upper()}"] = redis_connection(url)  # inherited by the forked contenders
     scratch = redis.Redis.from_url(url)
     scratch.flushdb()
 
-    our_breaker, their_breaker = ours(url, "bench-overhead-ours"), theirs(url, "bench-overhead-theirs")
+    our_breaker, their_breaker = ours("bench-overhead-ours"), theirs(url, "bench-overhead-theirs")
     per_call_seconds(our_breaker.call, 200)  # warm up: scripts loaded, connections open
     per_call_seconds(their_breaker.call, 200)
     our_samples, their_samples, bare_samples = [], [], []
@@ -129,14 +138,14 @@ def main() -> None:
             ["(one Redis PING, for scale)", f"{ping_us:.0f} us", "-"],
         ],
     )
-    emit_result(
+    finish(
         "breaker",
         ours_us / theirs_us,
-        "<= 0.5",
+        TARGET,
+        checks={"half_open_admitted": (our_admitted, HALF_OPEN_TARGET)},
         ours_us=round(ours_us, 1),
         pybreaker_us=round(theirs_us, 1),
         redis_ping_us=round(ping_us, 1),
-        half_open_admitted_ours=our_admitted,
         half_open_admitted_pybreaker=their_admitted,
         half_open_configured=1,
         processes=PROCESSES,

@@ -24,10 +24,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench.common import PROJECT_ROOT, airflow_env, emit_result, print_table
+from bench.common import PROJECT_ROOT, Target, airflow_env, finish, print_table
 
 DAG_FILE = PROJECT_ROOT / "dags" / "transform.py"
-TARGET_RATIO = 10.0
+TARGET = Target(">=", 10)
 LS_CACHE = "AIRFLOW__COSMOS__ENABLE_CACHE_DBT_LS"
 
 PROBE = """
@@ -133,10 +133,10 @@ def main() -> None:
         f"DBT_LS / DBT_MANIFEST: cold {ratio:.1f}x, warm {warm_ratio:.1f}x; "
         f"200 models {seconds[names[6]] / seconds[names[5]]:.1f}x; per model (10 -> 200): {per_model_ms:.2f} ms"
     )
-    emit_result(
+    finish(
         "dbt_parse",
         ratio,
-        f">= {TARGET_RATIO:g}",
+        TARGET,
         manifest_ms=round(seconds[names[0]] * 1000, 1),
         dbt_ls_ms=round(seconds[names[1]] * 1000, 1),
         warm_ratio=round(warm_ratio, 2),

@@ -14,7 +14,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench.common import PROJECT_ROOT, airflow_env, emit_result, print_table
+from bench.common import PROJECT_ROOT, Target, airflow_env, finish, print_table
 
 BASELINE_DAG = """
 from __future__ import annotations
@@ -41,7 +41,7 @@ elapsed = time.perf_counter() - started
 print(json.dumps({"seconds": elapsed, "dags": len(bag.dags), "errors": list(bag.import_errors.values())}))
 """
 #: A DAG file may cost at most this many times the trivial DAG (Cosmos files parse a manifest).
-TARGET_RATIO = 15.0
+TARGET = Target("<=", 15)
 
 
 def parse_once(path: Path, env: dict[str, str]) -> float:
@@ -77,10 +77,10 @@ def main() -> None:
     rows.append(["(baseline: one-task TaskFlow DAG)", f"{baseline * 1000:.1f} ms", "1.00x"])
     print_table(["DAG file", "median parse", "ratio"], rows)
     worst = max(ratios, key=ratios.get)
-    emit_result(
+    finish(
         "parse_time",
         ratios[worst],
-        f"<= {TARGET_RATIO:g}",
+        TARGET,
         worst_file=worst,
         baseline_ms=round(baseline * 1000, 2),
         per_file={k: round(v, 2) for k, v in ratios.items()},

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import statistics
 import subprocess
@@ -23,49 +22,42 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-from bench.common import PROJECT_ROOT, emit_result, print_table
+from bench.common import (
+    PROJECT_ROOT,
+    Target,
+    admin_database_url,
+    create_scratch_database,
+    drop_database,
+    finish,
+    print_table,
+)
 
-TARGET_RATIO = 0.8
+TARGET = Target(">=", 0.8)
 QUERY = "SELECT id, customer, amount, created_at, paid, note FROM bench_report_rows WHERE id <= {rows}"
 
 
-def _with_db(url: str, name: str) -> str:
-    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
+def _fill(rows: int):
+    def fill(url: str) -> None:
+        import psycopg
 
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(
+                """
+                CREATE TABLE bench_report_rows AS
+                SELECT g AS id,
+                       'customer_' || (g %% 5000) AS customer,
+                       ((g %% 997) * 1.5)::numeric(12, 2) AS amount,
+                       timestamptz '2026-01-01 00:00:00+00' + g * interval '7 seconds' AS created_at,
+                       (g %% 3 = 0) AS paid,
+                       md5(g::text) AS note
+                FROM generate_series(1, %s) AS g
+                """,
+                [rows],
+            )
+            conn.execute("VACUUM ANALYZE bench_report_rows")
 
-def create_database(admin_url: str, rows: int) -> str:
-    import psycopg
-
-    name = f"bench_reports_{os.getpid()}"
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = _with_db(admin_url, name)
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(
-            """
-            CREATE TABLE bench_report_rows AS
-            SELECT g AS id,
-                   'customer_' || (g %% 5000) AS customer,
-                   ((g %% 997) * 1.5)::numeric(12, 2) AS amount,
-                   timestamptz '2026-01-01 00:00:00+00' + g * interval '7 seconds' AS created_at,
-                   (g %% 3 = 0) AS paid,
-                   md5(g::text) AS note
-            FROM generate_series(1, %s) AS g
-            """,
-            [rows],
-        )
-        conn.execute("VACUUM ANALYZE bench_report_rows")
-    return url
-
-
-def drop_database(admin_url: str, url: str) -> None:
-    import psycopg
-
-    name = urlsplit(url).path.lstrip("/")
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    return fill
 
 
 # --------------------------------------------------------------------------- the three exporters
@@ -174,10 +166,10 @@ def main() -> None:
         child(args)
         return
 
-    admin_url = _with_db(os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"), "postgres")
+    admin_url = admin_database_url()
     work = Path(tempfile.mkdtemp(prefix="bench-reports-"))
     print(f"creating a {args.rows:,}-row table ...", flush=True)
-    url = create_database(admin_url, args.rows)
+    url = create_scratch_database(admin_url, "bench_reports", _fill(args.rows))
     try:
         # Throughput: the three exporters interleaved, each in the same kind of fresh process.
         times: dict[str, list[float]] = {name: [] for name in EXPORTERS}
@@ -238,10 +230,10 @@ def main() -> None:
 
     ratio = median["psql"] / median["ours"]
     small, large = sorted(memory["ours"])[0], sorted(memory["ours"])[-1]
-    emit_result(
+    finish(
         "reports_csv_export",
         ratio,
-        f">= {TARGET_RATIO:g}",
+        TARGET,
         rows=args.rows,
         csv_mb=round(megabytes, 1),
         seconds={m: round(v, 3) for m, v in median.items()},

@@ -11,8 +11,10 @@ queue (concurrency 4). Definitions live in `analytics_alerts`; alerts kept as co
 * **create_threshold_alert**: when the trigger form asks for it, creates a threshold alert on a
   catalog object without SQL (row count drop in %, or freshness of a timestamp column).
 * **plan_batches** / **evaluate_batch**: the due alerts are evaluated in parallel batches (one
-  mapped task per batch, at most 4 at a time in the `alerts` pool). Each alert's SQL runs in a
-  READ ONLY transaction with its statement timeout, through the `database` circuit breaker. States
+  mapped task per batch, at most 4 at a time in the `alerts` pool). Each alert's SQL runs on the
+  least-privilege reader connection `warehouse_reader` (refused if that role is privileged), is
+  described on the server first (one query returning rows; `COPY`, `DO`... never run), and runs in
+  a READ ONLY transaction with its statement timeout, through the `database` circuit breaker. States
   unknown / ok / triggered / error, with consecutive checks, rearm, mute and recovery; every
   check is a row in `analytics_alert_events`; every notifying transition writes one pending row
   per channel in `analytics_alert_notifications`.
@@ -22,6 +24,8 @@ queue (concurrency 4). Definitions live in `analytics_alerts`; alerts kept as co
 * **purge_history**: drops events older than each alert's `log_retention_days`.
 * **report_definition_errors**: fails (without retrying) when a definition error appears, so the
   failure callback tells the platform channels once; errors already reported only log a warning.
+* **check_evaluation**: fails when a batch (or the planning) failed, so that a run whose alerts
+  were not all checked never ends as a success; skipped otherwise.
 
 **Schedule**: every 5 minutes (an alert's own `check_interval` can make it less frequent).
 **Pool**: `alerts` (4 slots). Trigger with the form (Params) to evaluate chosen alerts now, to
@@ -29,8 +33,12 @@ preview a run (`dry_run`), or to create a catalog threshold alert.
 
 **When it fails**: a definition error names the file, alert and field (task log of
 `sync_definitions`, and `analytics_refresh_log` job `alerts.sync_definitions`). An alert whose SQL
-fails is not a task failure: it goes to state `error`, its owner is told once, and
-`analytics_alerts.last_error` says why. A warehouse outage opens the `database` breaker and a
+fails is not a task failure (a bad query, a privilege it lacks, a server limit, a query that ends
+its own session): it goes to state `error`, its owner is told once, and
+`analytics_alerts.last_error` says why; the batch goes on. A failed *evaluate_batch* (and so
+*check_evaluation*) means a warehouse that does not answer (checked with a fresh connection) or a
+reader connection that is missing or privileged (the error names it; see docs/security.md).
+A warehouse outage opens the `database` breaker and a
 Slack/SMTP/webhook outage the `external_api` breaker of that host: tasks wait (*up for
 reschedule*) or leave notifications pending; see `python -m include breakers status` and
 `python -m include alerts outbox`.
@@ -149,9 +157,18 @@ with platform_dag(
 
         report_errors(report)
 
+    @task(trigger_rule="one_failed")
+    def check_evaluation() -> None:
+        """Fail the run when an evaluation batch failed: its alerts were not checked."""
+        from include.alerts.tasks import fail_for_unevaluated_batches
+
+        fail_for_unevaluated_batches()
+
     synced = sync_definitions()
     batches = plan_batches()
     [synced, create_threshold_alert()] >> batches
     delivered = deliver_notifications()
-    evaluate_batch.expand(alert_ids=batches) >> delivered
+    evaluated = evaluate_batch.expand(alert_ids=batches)
+    evaluated >> delivered
+    evaluated >> check_evaluation()
     delivered >> [purge_history(), report_definition_errors(synced)]

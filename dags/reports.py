@@ -33,6 +33,7 @@ from __future__ import annotations
 from airflow.sdk import Param, task, task_group
 
 from include.categories import platform_dag
+from include.reports.definitions import FORMATS
 
 PARAMS = {
     "report_id": Param(
@@ -64,9 +65,17 @@ PARAMS = {
     "format": Param(
         None,
         type=["null", "string"],
-        enum=[None, "csv", "csv.gz", "xlsx"],
+        enum=[None, *FORMATS],
         title="Format",
-        description="File format (ad-hoc SQL: default csv; a stored report: overrides its format).",
+        description="File format (ad-hoc SQL: default csv; a stored report: overrides its format). "
+        "png is the chart; pdf the chart and the first rows as a table: both need a chart spec.",
+    ),
+    "chart": Param(
+        None,
+        type=["null", "object"],
+        title="Chart (png, pdf)",
+        description='The chart to draw, e.g. {"kind": "line", "x": "day", "y": "amount", "series": "region", '
+        '"top_n": 5}. Kinds: line, bar, area, scatter, table. A stored report: replaces its chart.',
     ),
     "recipients": Param(
         None,

@@ -1,10 +1,12 @@
 """Run the whole platform locally without Docker: ``python -m devstack up|down|status``.
 
-``up`` reaches (or starts) PostgreSQL and Redis, applies the platform schema, loads the dbt demo
-data and builds the dbt manifest, prepares the Airflow metadata database, applies
-``airflow_settings.yaml`` and starts the Airflow components (and, with ``--executor celery``, one
-Celery worker per category queue). ``down`` stops exactly those processes and the project-local
-services. Both are safe to repeat.
+``up`` reaches (or starts) PostgreSQL and Redis, provisions the platform's role and the reader role
+(:data:`LOCAL_ROLES`, as the administrator of ``DATABASE_URL``), applies the platform schema and
+loads the dbt demo data as the platform's role, builds the dbt manifest, prepares the Airflow
+metadata database, applies ``airflow_settings.yaml`` (``warehouse`` = the platform's role,
+``warehouse_reader`` = the reader) and starts the Airflow components (and, with ``--executor
+celery``, one Celery worker per category queue): no Airflow process connects as a superuser.
+``down`` stops exactly those processes and the project-local services. Both are safe to repeat.
 """
 
 from __future__ import annotations
@@ -19,12 +21,20 @@ from urllib.parse import urlsplit, urlunsplit
 from devstack import services
 from devstack.airflow_env import PROJECT_ROOT
 from devstack.stack import LocalStack
+from include.security.roles import PASSWORD_ENV, RolePlan
 
 LOCAL_DIR = PROJECT_ROOT / ".local"
 CELERY_METADATA_DB = "airflow_metadata"
 CELERY_BROKER_DB = 1
 
 log = logging.getLogger("devstack")
+
+#: The roles ``make run`` provisions (fixed, documented names; roles are cluster-wide and shared by
+#: every database of the server). The platform owns the demo source data and the dbt targets; the
+#: reader may read them. ``devstack/warehouse_roles.sql`` (the Astro warehouse's init script) is
+#: ``python -m include roles sql`` of this plan.
+LOCAL_DATA_SCHEMAS = ("raw", "staging", "marts")
+LOCAL_ROLES = RolePlan(grant_schemas=LOCAL_DATA_SCHEMAS, own_schemas=LOCAL_DATA_SCHEMAS)
 
 
 def _with_path(url: str, path: str) -> str:
@@ -48,10 +58,29 @@ def prepare_dbt(database_url: str) -> None:
     subprocess.run([sys.executable, "-m", "include", "dbt", "manifest"], check=True, cwd=PROJECT_ROOT)
 
 
+def provision_roles(admin_url: str, plan: RolePlan = LOCAL_ROLES) -> tuple[str, str]:
+    """``python -m include roles setup`` as the administrator; return (platform URL, reader URL).
+
+    Passwords come from ``PLATFORM_ROLE_PASSWORD`` / ``READER_ROLE_PASSWORD`` when the server needs them.
+    """
+    from include.security.roles import plan_arguments
+
+    subprocess.run(
+        [sys.executable, "-m", "include", "roles", "setup", *plan_arguments(plan)],
+        env={**os.environ, "DATABASE_URL": admin_url},
+        check=True,
+        cwd=PROJECT_ROOT,
+    )
+    platform = services.as_role(admin_url, plan.platform_role, os.environ.get(PASSWORD_ENV["platform"]))
+    reader = services.as_role(admin_url, plan.reader_role, os.environ.get(PASSWORD_ENV["reader"]))
+    return platform, reader
+
+
 def _stack(executor: str, port: int) -> LocalStack:
     postgres = services.ensure_postgres()
     redis = services.ensure_redis()
     services.ensure_database(postgres.url)
+    platform_url, reader_url = provision_roles(postgres.url)
     metadata_db_url = broker_url = None
     if executor == "celery":
         metadata = _with_path(postgres.url, f"/{CELERY_METADATA_DB}")
@@ -60,8 +89,9 @@ def _stack(executor: str, port: int) -> LocalStack:
         broker_url = os.environ.get("CELERY_BROKER_URL") or _with_path(redis.url, f"/{CELERY_BROKER_DB}")
     return LocalStack(
         LOCAL_DIR,
-        postgres.url,
+        platform_url,
         redis.url,
+        reader_url=reader_url,
         port=port,
         executor=executor,
         metadata_db_url=metadata_db_url,
@@ -86,7 +116,8 @@ def up(executor: str, port: int) -> int:
     print(
         f"\nAirflow is up ({executor_note}): {stack.url}\n"
         f"  login:     admin / {stack.admin_password()}\n"
-        f"  warehouse: {services._redact(stack.database_url)}\n"
+        f"  warehouse: {services._redact(stack.database_url)} (the platform's role)\n"
+        f"  reader:    {services._redact(stack.reader_url)} (alert, report and ad-hoc SQL)\n"
         f"  redis:     {stack.redis_url}\n"
         "  CLI:       source .local/env.sh && airflow dags list\n"
         "  stop:      make stop\n"

@@ -1,7 +1,9 @@
 """The environment every local Airflow process of the project runs with (``make run`` and tests).
 
-It mirrors what the Astro image sets: ``AIRFLOW_HOME`` with the project on ``PYTHONPATH`` (so
-``include`` imports) and ``plugins/`` importable, examples off, LocalExecutor on SQLite.
+It mirrors what the Astro image sets: ``AIRFLOW_HOME``, the project's ``dags/`` and ``plugins/``
+folders, examples off, LocalExecutor on SQLite. The project's packages (``include``, and the
+plugins' ``hooks``, ``operators``, ``notifiers``) import because ``make venv`` installs the project
+into the venv (editable); the image puts the same folders on ``PYTHONPATH`` (Dockerfile).
 """
 
 from __future__ import annotations
@@ -66,12 +68,8 @@ def airflow_environment(
 ) -> dict[str, str]:
     """Environment variables (to add to ``os.environ``) for an Airflow process of this project."""
     root = PROJECT_ROOT
-    python_path = [str(root), str(root / "plugins")]
-    if os.environ.get("PYTHONPATH"):
-        python_path.append(os.environ["PYTHONPATH"])
     return {
         "AIRFLOW_HOME": str(home),
-        "PYTHONPATH": os.pathsep.join(python_path),
         "AIRFLOW__CORE__DAGS_FOLDER": str(root / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(root / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
@@ -86,7 +84,8 @@ def airflow_environment(
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
         # The platform's own settings (the old worker's names).
         "DATABASE_URL": database_url,
-        "REDIS_URL": redis_url,
+        # The circuit breakers' Redis (connection circuit_breaker_redis of plugins/hooks/circuit_breaker.py).
+        "AIRFLOW_CONN_CIRCUIT_BREAKER_REDIS": redis_connection(redis_url),
         "DBT_PROJECT_PATH": os.environ.get("DBT_PROJECT_PATH", str(root / "dbt")),
         # dbt's profile: the `warehouse` connection, unless a profiles.yml is named (DBT_PROFILES_DIR).
         **({"DBT_PROFILES_DIR": os.environ["DBT_PROFILES_DIR"]} if os.environ.get("DBT_PROFILES_DIR") else {}),
@@ -94,6 +93,22 @@ def airflow_environment(
         **dbt_environment(home),
         **legacy_channel_connections(),
     }
+
+
+def redis_connection(url: str) -> str:
+    """The Airflow connection (JSON) of the Redis at ``url`` (``redis://[user:password@]host[:port][/db]``).
+
+    The database index goes in the extra ``db``, where the redis provider's ``RedisHook`` reads it.
+    """
+    parts = urlsplit(url)
+    fields: dict = {"conn_type": "redis", "host": parts.hostname or "127.0.0.1", "port": parts.port or 6379}
+    if parts.username:
+        fields["login"] = unquote(parts.username)
+    if parts.password:
+        fields["password"] = unquote(parts.password)
+    if parts.path.strip("/"):
+        fields["extra"] = {"db": int(parts.path.strip("/"))}
+    return json.dumps(fields)
 
 
 def legacy_channel_connections(environ: dict[str, str] | None = None) -> dict[str, str]:

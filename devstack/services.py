@@ -1,6 +1,6 @@
 """PostgreSQL and Redis for local runs and tests: the configured servers first, else project-local ones.
 
-The configured URLs (``DATABASE_URL``, ``REDIS_URL``; defaults on 127.0.0.1) are tried first. When
+The configured URLs (``DATABASE_URL``, ``REDIS_URL``; defaults in ``include/settings.py``) are tried first. When
 a server cannot be reached, a project-local one is started under ``.local/`` (ignored by git) on a
 port of its own, and stopped again by whoever started it. Nothing outside ``.local/`` is touched.
 """
@@ -20,14 +20,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from include.settings import database_url, redis_url
+
 log = logging.getLogger(__name__)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 LOCAL_DIR = PROJECT_ROOT / ".local"
 LOCAL_PG_PORT = 55432
 LOCAL_REDIS_PORT = 56379
-DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/analytics"
-DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 class ServiceError(RuntimeError):
@@ -53,6 +53,18 @@ class ServiceHandle:
 def _replace_db(url: str, database: str) -> str:
     parts = urlsplit(url)
     return urlunsplit(parts._replace(path=f"/{database}"))
+
+
+def as_role(url: str, role: str, password: str | None = None) -> str:
+    """``url`` (same server and database) logging in as ``role``, with ``password`` if given."""
+    from urllib.parse import quote
+
+    parts = urlsplit(url)
+    login = quote(role, safe="") + (f":{quote(password, safe='')}" if password else "")
+    host = parts.hostname or "127.0.0.1"
+    if ":" in host:  # IPv6 literal
+        host = f"[{host}]"
+    return urlunsplit(parts._replace(netloc=f"{login}@{host}" + (f":{parts.port}" if parts.port else "")))
 
 
 # ---------------------------------------------------------------- PostgreSQL
@@ -170,7 +182,7 @@ def _postgres_stop_command() -> list[str]:
 
 def ensure_postgres(configured_url: str | None = None) -> ServiceHandle:
     """A reachable PostgreSQL: the configured server, else the project-local one."""
-    url = configured_url or os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL
+    url = configured_url or database_url()
     return _ensure("postgres", url, postgres_reachable, start_local_postgres)
 
 
@@ -240,7 +252,7 @@ def _redis_stop_command() -> list[str]:
 
 def ensure_redis(configured_url: str | None = None) -> ServiceHandle:
     """A reachable Redis: the configured server, else the project-local one."""
-    url = configured_url or os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL
+    url = configured_url or redis_url()
     return _ensure("redis", url, redis_reachable, start_local_redis)
 
 

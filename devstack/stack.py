@@ -22,6 +22,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from devstack.airflow_env import PROJECT_ROOT, airflow_environment, api_connection_environment, celery_environment
 
@@ -51,6 +52,8 @@ class LocalStack:
     metadata_db_url: str | None = None
     broker_url: str | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
+    #: the reader role's URL (connection ``warehouse_reader``; ``database_url`` is the platform's role)
+    reader_url: str = ""
 
     @property
     def airflow_home(self) -> Path:
@@ -76,6 +79,8 @@ class LocalStack:
             api_port=self.port,
             metadata_db_url=self.metadata_db_url,
         )
+        if self.reader_url:
+            env["READER_DATABASE_URL"] = self.reader_url
         if self.executor == "celery":
             if not (self.metadata_db_url and self.broker_url):
                 raise ValueError("the Celery stack needs a PostgreSQL metadata DB and a broker URL")
@@ -111,8 +116,11 @@ class LocalStack:
         env = self.environment()
         airflow = str(Path(sys.executable).parent / "airflow")
         subprocess.run([airflow, "db", "migrate"], env={**os.environ, **env}, check=True, stdout=subprocess.DEVNULL)
+        overrides = [f"warehouse={self.database_url}"]
+        if self.reader_url:
+            overrides.append(f"warehouse_reader={self.reader_url}")
         subprocess.run(
-            [sys.executable, "-m", "devstack.airflow_settings", "--override", f"warehouse={self.database_url}"],
+            [sys.executable, "-m", "devstack.airflow_settings", *(f"--override={o}" for o in overrides)],
             env={**os.environ, **env},
             check=True,
             cwd=PROJECT_ROOT,
@@ -212,9 +220,9 @@ class LocalStack:
         return pid
 
     def write_env_file(self, env: dict[str, str]) -> Path:
-        """``.local/env.sh`` for the airflow CLI; connections (which may carry secrets) stay out of it."""
+        """``.local/env.sh`` for the airflow CLI and ``python -m include``; no connection with a password."""
         path = self.local_dir / "env.sh"
-        shareable = {k: v for k, v in env.items() if not k.startswith("AIRFLOW_CONN_")}
+        shareable = {k: v for k, v in env.items() if not k.startswith("AIRFLOW_CONN_") or not _has_password(v)}
         lines = [f"export {key}={shlex.quote(value)}" for key, value in sorted(shareable.items())]
         lines.append(f'export PATH={shlex.quote(str(Path(sys.executable).parent))}:"$PATH"')
         path.write_text(
@@ -235,6 +243,14 @@ class LocalStack:
 
     def _pid_file(self, name: str) -> Path:
         return self.run_dir / f"{name}.pid"
+
+
+def _has_password(connection: str) -> bool:
+    """Whether an ``AIRFLOW_CONN_*`` value (JSON, else a URI) carries a password."""
+    try:
+        return bool(json.loads(connection).get("password"))
+    except (ValueError, AttributeError):
+        return bool(urlsplit(connection).password)
 
 
 def _group_alive(pid: int) -> bool:

@@ -1,8 +1,9 @@
 """Operator commands of the platform, no Python needed: ``python -m include <command>``.
 
 python -m include migrate                    apply the platform schema migrations (DATABASE_URL)
+python -m include roles setup|sql|check      the platform's role and the reader role (docs/security.md)
 python -m include alerts validate|sync|list|check|outbox|deliver|create-row-count|create-freshness
-python -m include breakers status [--json]   every circuit breaker and target (REDIS_URL)
+python -m include breakers status [--json]   every circuit breaker and target (connection circuit_breaker_redis)
 python -m include breakers reset NAME [--target TARGET]
 python -m include reports runs [--report NAME] [--limit N]   latest report runs, deliveries, errors
 python -m include dbt manifest               build the dbt manifest the transform DAG renders (DBT_PROJECT_PATH)
@@ -117,6 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
     from include.alerts.cli import add_parser as add_alerts_parser  # python -m include alerts ...
 
     add_alerts_parser(sub)
+    from include.security.roles import add_parser as add_roles_parser  # python -m include roles ...
+
+    add_roles_parser(sub)
     breakers = sub.add_parser("breakers", help="see or reset circuit breakers")
     actions = breakers.add_subparsers(dest="action", required=True)
     status = actions.add_parser("status", help="state of every breaker and target")

@@ -19,6 +19,8 @@ import pendulum
 if TYPE_CHECKING:
     from airflow.sdk import DAG
 
+    from notifiers.task_failure import TaskFailureNotifier
+
 #: Every DAG starts from this fixed date; with ``catchup=False`` it only bounds the first run.
 PLATFORM_START_DATE = pendulum.datetime(2026, 1, 1, tz="UTC")
 
@@ -127,6 +129,14 @@ def get_category(name: str) -> Category:
         raise ValueError(f"unknown task category {name!r}; expected one of {sorted(CATEGORIES)}") from None
 
 
+def failure_notifier() -> TaskFailureNotifier:
+    """The failure callback of every platform task: Slack and email on the alerts' connections."""
+    from include.settings import SLACK_CONN_ID, SMTP_CONN_ID
+    from notifiers.task_failure import TaskFailureNotifier
+
+    return TaskFailureNotifier(slack_conn_id=SLACK_CONN_ID, smtp_conn_id=SMTP_CONN_ID)
+
+
 def platform_dag(
     *,
     dag_id: str,
@@ -141,16 +151,13 @@ def platform_dag(
     """Build a DAG with its category's defaults (pool, queue, retries, timeouts, owner, tags).
 
     ``default_args`` entries override the category's. Extra keyword arguments go to ``DAG``.
-    Every task also gets the platform's failure callback (Slack and email; see
-    ``plugins/notifiers/task_failure.py``).
+    Every task also gets the platform's failure callback (:func:`failure_notifier`).
     """
     from airflow.sdk import DAG
 
-    from notifiers.task_failure import TaskFailureNotifier
-
     policy = get_category(category)
     args = policy.default_args()
-    args["on_failure_callback"] = [TaskFailureNotifier()]
+    args["on_failure_callback"] = [failure_notifier()]
     args.update(default_args or {})
     return DAG(
         dag_id=dag_id,

@@ -11,13 +11,15 @@ from typing import TypeVar
 
 N = TypeVar("N", int, float)
 
-#: Airflow connection ids used by the platform.
+#: Airflow connection ids used by the platform: its own role, and the reader role for user SQL.
 WAREHOUSE_CONN_ID = "warehouse"
+WAREHOUSE_READER_CONN_ID = "warehouse_reader"
 SMTP_CONN_ID = "smtp_default"
 SLACK_CONN_ID = "slack_alerts"
 WEBHOOK_CONN_ID = "alert_webhook"
 ANALYTICS_API_CONN_ID = "analytics_api"
 
+#: The local servers `make run`, the tests and the benchmarks use unless DATABASE_URL / REDIS_URL say otherwise.
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/analytics"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -27,19 +29,26 @@ def database_url() -> str:
     return os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL
 
 
+def reader_database_url() -> str:
+    """The reader role's DSN for commands that run user SQL outside Airflow tasks (``READER_DATABASE_URL``).
+
+    There is no default: user SQL never falls back to the platform's ``DATABASE_URL``.
+    """
+    url = os.environ.get("READER_DATABASE_URL")
+    if not url:
+        raise ValueError(
+            "READER_DATABASE_URL is not set: commands that run alert or report SQL use the least-privilege "
+            "reader role, never DATABASE_URL (make run writes it to .local/env.sh; see docs/security.md)"
+        )
+    return url
+
+
 def redis_url() -> str:
-    """Redis holding the circuit-breaker state (``REDIS_URL``)."""
+    """The Redis that `make run` and the tests point the breakers' connection at (``REDIS_URL``).
+
+    Airflow processes do not read it: the breakers use the connection ``circuit_breaker_redis``.
+    """
     return os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL
-
-
-def prometheus_url() -> str:
-    """Prometheus, linked from the Circuit breakers page (``PROMETHEUS_URL``)."""
-    return (os.environ.get("PROMETHEUS_URL") or "http://localhost:9090").rstrip("/")
-
-
-def grafana_url() -> str:
-    """Grafana, linked from the Circuit breakers page (``GRAFANA_URL``)."""
-    return (os.environ.get("GRAFANA_URL") or "http://localhost:3000").rstrip("/")
 
 
 def env_number(name: str, default: N, kind: Callable[[str], N] = float) -> N:

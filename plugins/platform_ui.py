@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from airflow.plugins_manager import AirflowPlugin
 
-from include.monitoring.breaker_page import URL_PREFIX, create_app
+from ui.breaker_page import URL_PREFIX, create_app
 
 
 class PlatformUiPlugin(AirflowPlugin):

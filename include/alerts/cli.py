@@ -1,7 +1,8 @@
 """``python -m include alerts ...``: validate, sync, inspect and create alerts without writing Python.
 
-The commands reach the warehouse at ``DATABASE_URL`` through the same hook as the DAG (read-only
-transactions for alert SQL, the ``database`` circuit breaker).
+The commands reach the warehouse at ``DATABASE_URL`` through the same hook as the DAG (the
+``database`` circuit breaker); ``check`` runs the alert's SQL like the DAG does, as the reader
+role at ``READER_DATABASE_URL`` (read-only, described first).
 """
 
 from __future__ import annotations
@@ -21,6 +22,14 @@ def _hook():
     from hooks.warehouse import WarehouseHook
 
     return WarehouseHook(application_name="alerts-cli")
+
+
+def _reader():
+    from include.security.reader import reader_hook
+    from include.settings import WAREHOUSE_READER_CONN_ID, reader_database_url
+
+    os.environ.setdefault(f"AIRFLOW_CONN_{WAREHOUSE_READER_CONN_ID.upper()}", reader_database_url())
+    return reader_hook("alerts-cli")
 
 
 def _settings(args: argparse.Namespace):
@@ -89,7 +98,7 @@ def _check(args: argparse.Namespace) -> int:
     if row is None:
         print(f"error: no alert named {args.name!r}", file=sys.stderr)
         return 1
-    result = run_alert_query(hook, row["sql"], float(row["timeout_seconds"]))
+    result = run_alert_query(_reader(), row["sql"], float(row["timeout_seconds"]))
     print(f"alert {row['name']} (state {row['state']}), query took {result.duration_ms:.0f} ms")
     if result.error:
         print(f"error: {result.error}")

@@ -1,10 +1,13 @@
 """Evaluate alerts in batches: run each alert's SQL read-only, then record state, events and outbox rows.
 
-Phase 1 runs every alert's SQL in its own READ ONLY transaction with the alert's statement timeout,
-through the warehouse hook (and so through the ``database`` breaker). A bad query (syntax error, a
-write refused by the read-only transaction, a timeout, several rows) is that alert's ``error``;
-it never stops the others. A failure of the database itself (connection lost, breaker open) is
-not the alert's fault: it propagates, so the task is retried or rescheduled and no alert is
+Phase 1 runs every alert's SQL on the least-privilege reader connection (``warehouse_reader``,
+checked before use), in its own READ ONLY transaction with the alert's statement timeout, and
+only after the server described it as one query that returns rows (``COPY``, ``DO``, ``CALL``,
+``SET``... never run). A bad query (syntax error, a privilege it lacks, a write refused, a
+timeout, several rows, a server limit such as ``temp_file_limit``, ending or breaking its own
+session) is that alert's ``error``; the batch reconnects when needed and goes on. Only a
+warehouse that does not answer a fresh connection is not the alert's fault: that propagates (and
+counts against the ``database`` breaker), so the task is retried or rescheduled and no alert is
 wrongly put in error.
 
 Phase 2 writes the whole batch in one transaction: it locks the batch's rows, applies the state
@@ -25,7 +28,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from include import metrics
 from include.alerts.conditions import (
     ConditionError,
     QueryValue,
@@ -43,9 +45,10 @@ from include.alerts.messages import (
 from include.alerts.settings import DEFAULT_CONNECTIONS
 from include.alerts.state import AlertPolicy, AlertSnapshot, Outcome, Transition, next_state
 from include.sql import load_sql
+from observability import metrics
 
 if TYPE_CHECKING:
-    from hooks.warehouse import WarehouseHook
+    from hooks.warehouse import WarehouseHook, WarehouseReaderHook
 
 log = logging.getLogger(__name__)
 
@@ -97,31 +100,54 @@ class BatchSummary:
 
 def describe_sql_error(error: BaseException, timeout: float) -> str:
     """A message an alert's owner can act on (no connection details, no secrets)."""
+    from hooks.warehouse import RefusedStatement
+
     sqlstate = getattr(error, "sqlstate", None)
     first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    if isinstance(error, RefusedStatement):
+        return f"refused, not run: {error}"
     if sqlstate == "57014":
         return f"the query ran longer than its timeout of {timeout:g}s and was cancelled"
     if sqlstate == "25006":
         return f"refused: alert SQL runs in a read-only transaction and may not write ({first_line})"
+    if sqlstate == "42501":
+        return f"refused: the alert's reader role lacks the privilege ({first_line})"
     if sqlstate == "42P14" or "multiple commands" in first_line:
         return "the SQL must be exactly one statement"
+    if sqlstate and sqlstate.startswith("53"):
+        return f"the query hit a server limit ({sqlstate}: {first_line}); the warehouse itself answers"
+    if (sqlstate and sqlstate.startswith(("57P", "08"))) or (sqlstate is None and _is_connection_error(error)):
+        code = f"{sqlstate}: " if sqlstate else ""
+        return f"the query ended or broke its own database session ({code}{first_line}); the warehouse itself answers"
     if sqlstate:
         return f"SQL error {sqlstate}: {first_line}"
     return f"{type(error).__name__}: {first_line}"
 
 
-def run_alert_query(hook: WarehouseHook, sql: str, timeout: float, connection: Any = None) -> QueryResult:
+def _is_connection_error(error: BaseException) -> bool:
+    import psycopg
+
+    return isinstance(error, (psycopg.OperationalError, psycopg.InterfaceError))
+
+
+def run_alert_query(hook: WarehouseReaderHook, sql: str, timeout: float, connection: Any = None) -> QueryResult:
     """Run one alert's SQL read-only with a statement timeout; its own errors become the result.
 
-    ``connection``: an open connection of ``hook`` to reuse (a batch shares one); default: a new one.
+    The SQL is described on the server first and refused unless it is one query returning rows.
+    An error that looks like the warehouse's (a server limit, a lost session) is the alert's own
+    when a fresh connection still gets an answer; otherwise it propagates.
+
+    ``connection``: an open connection of ``hook`` to reuse (a batch shares one; after a result
+    whose query broke the session it is closed); default: a new one.
     """
     from hooks.circuit_breaker import CircuitOpenError
-    from hooks.warehouse import is_database_failure, run_single_statement
+    from hooks.warehouse import RefusedStatement, describe_query, is_database_failure, run_single_statement
 
     started = time.perf_counter()
     value = error = None
     try:
         with hook.read_only_transaction(statement_timeout=timeout, connection=connection) as conn:
+            describe_query(conn, sql)
             cursor = run_single_statement(conn, sql)
             if cursor.description is None:
                 error = "the statement returned no result; an alert query must return one value"
@@ -135,8 +161,10 @@ def run_alert_query(hook: WarehouseHook, sql: str, timeout: float, connection: A
                     value = to_query_value(rows[0][0] if rows else None)
     except CircuitOpenError:
         raise
+    except RefusedStatement as refused:
+        error = describe_sql_error(refused, timeout)
     except Exception as failure:
-        if is_database_failure(failure):
+        if is_database_failure(failure) and not hook.warehouse_answers(failure):
             raise
         error = describe_sql_error(failure, timeout)
     return QueryResult(value, error, (time.perf_counter() - started) * 1000)
@@ -343,31 +371,50 @@ def record_results(
             summary.errors.append(f"{row['name']}: {outcome.error}")
 
 
+def run_batch_queries(reader: WarehouseReaderHook, definitions: Iterable[dict[str, Any]]) -> dict[int, QueryResult]:
+    """Phase 1: every alert's SQL on one reader connection, a new one after a query broke it."""
+    results: dict[int, QueryResult] = {}
+    connection = None
+    try:
+        for definition in definitions:
+            if connection is None or connection.closed:
+                connection = reader.get_conn()  # one connection for the batch; one read-only transaction per alert
+            timeout = float(definition["timeout_seconds"])
+            result = run_alert_query(reader, definition["sql"], timeout, connection)
+            results[definition["id"]] = result
+            if connection.closed:
+                log.warning("alert %s ended its database session; reconnecting for the rest", definition["name"])
+    finally:
+        if connection is not None:
+            connection.close()
+    return results
+
+
 def evaluate_alerts(
     alert_ids: Sequence[int],
     context: EvaluationContext,
     hook: WarehouseHook | None = None,
+    reader: WarehouseReaderHook | None = None,
 ) -> BatchSummary:
-    """Evaluate one batch of alerts and record the results (see the module docstring)."""
+    """Evaluate one batch of alerts and record the results (see the module docstring).
+
+    :param hook: the platform's connection (definitions, state, events, outbox).
+    :param reader: the reader connection the alerts' SQL runs on.
+    """
     from psycopg.rows import dict_row
 
     from hooks.warehouse import WarehouseHook
+    from include.security.reader import reader_hook
 
     hook = hook or WarehouseHook(application_name="alerts-evaluation")
+    reader = reader or reader_hook("alerts-evaluation")
     summary = BatchSummary()
     if not alert_ids:
         return summary
     started = time.perf_counter()
     with hook.transaction(statement_timeout=60) as conn, conn.cursor(row_factory=dict_row) as cur:
         definitions = cur.execute(load_sql("alerts/select_for_evaluation.sql"), {"ids": list(alert_ids)}).fetchall()
-    results: dict[int, QueryResult] = {}
-    connection = hook.get_conn()  # one connection for the batch; one read-only transaction per alert
-    try:
-        for definition in definitions:
-            timeout = float(definition["timeout_seconds"])
-            results[definition["id"]] = run_alert_query(hook, definition["sql"], timeout, connection)
-    finally:
-        connection.close()
+    results = run_batch_queries(reader, definitions)
     with hook.transaction(statement_timeout=120, lock_timeout=30) as conn:
         record_results(conn, results, context, summary)
     elapsed_ms = (time.perf_counter() - started) * 1000

@@ -23,10 +23,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from include import metrics
 from include.alerts.channels import connection_of, send_notification
 from include.alerts.settings import AlertSettings
 from include.sql import load_sql
+from observability import metrics
 
 if TYPE_CHECKING:
     from hooks.warehouse import WarehouseHook

@@ -54,12 +54,6 @@ class AlertSettings:
         )
 
 
-def failure_email_recipients() -> list[str]:
-    """Who gets task-failure emails: ``ALERT_EMAIL_TO`` (comma-separated; the old worker's ALERT_EMAIL_*)."""
-    raw = os.environ.get("ALERT_EMAIL_TO", "")
-    return [address.strip() for address in raw.replace(";", ",").split(",") if address.strip()]
-
-
 def airflow_base_url() -> str:
     """The Airflow UI's base URL (``[api] base_url``), for links in messages."""
     try:

@@ -16,10 +16,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from include import metrics
 from include.alerts.definitions import AlertDefinition, DefinitionError, load_definitions
 from include.alerts.settings import AlertSettings
 from include.sql import load_sql
+from observability import metrics
 
 if TYPE_CHECKING:
     from hooks.warehouse import WarehouseHook

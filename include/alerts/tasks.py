@@ -89,3 +89,14 @@ def report_definition_errors(report: Mapping[str, Any]) -> None:
         raise AirflowFailException(f"{len(new)} new alert definition error(s) ({len(errors)} in all):\n{listed}")
     if errors:
         log.warning("%d alert definition error(s), reported before:\n%s", len(errors), "\n".join(errors))
+
+
+def fail_for_unevaluated_batches() -> None:
+    """The ``check_evaluation`` task, run only when a batch (or the planning) failed: fail the run."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    raise AirflowFailException(
+        "alert evaluation did not complete: a batch (or the planning) failed, so some alerts were not checked "
+        "in this run; see the failed evaluate_batch / plan_batches task for why (the warehouse did not answer, "
+        "or the reader connection was refused)"
+    )

@@ -15,10 +15,10 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from include import metrics
 from include.analytics import refresh_log
 from include.analytics.config import CatalogSettings
 from include.sql import load_sql
+from observability import metrics
 
 if TYPE_CHECKING:
     import psycopg

@@ -15,10 +15,10 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from include import metrics
 from include.analytics import refresh_log
 from include.analytics.config import LogCleanupSettings
 from include.sql import load_sql
+from observability import metrics
 
 log = logging.getLogger(__name__)
 

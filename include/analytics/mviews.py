@@ -23,10 +23,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from include import metrics
 from include.analytics import refresh_log
 from include.analytics.config import MaterializedViewSettings
 from include.sql import load_sql
+from observability import metrics
 
 log = logging.getLogger(__name__)
 

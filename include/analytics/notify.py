@@ -17,11 +17,11 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from include import metrics
 from include.analytics import refresh_log
 from include.analytics.config import AnalyticsApiSettings
 from include.settings import ANALYTICS_API_CONN_ID
 from include.sql import load_sql
+from observability import metrics
 
 log = logging.getLogger(__name__)
 

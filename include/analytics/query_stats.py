@@ -19,10 +19,10 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-from include import metrics
 from include.analytics import refresh_log
 from include.analytics.config import QueryStatisticsSettings
 from include.sql import load_sql
+from observability import metrics
 
 log = logging.getLogger(__name__)
 

@@ -19,8 +19,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from urllib.parse import urlsplit
 
-from include import metrics
 from include.sql import load_sql
+from observability import metrics
 
 log = logging.getLogger(__name__)
 
@@ -64,20 +64,12 @@ def check_warehouse(hook) -> CheckResult:
     return timed_check("warehouse", hook.get_conn_id(), lambda: hook.get_first(load_sql("monitoring/select_one.sql")))
 
 
-def check_redis(url: str) -> CheckResult:
-    """``PING`` the Redis that holds the circuit-breaker state."""
-    import redis
+def check_redis() -> CheckResult:
+    """``PING`` the Redis that holds the circuit-breaker state, through the breakers' own connection."""
+    from hooks.circuit_breaker import REDIS_CONN_ID, BreakerStore
 
-    from hooks.circuit_breaker import _redact
-
-    def probe() -> None:
-        client = redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=3)
-        try:
-            client.ping()
-        finally:
-            client.close()
-
-    return timed_check("redis", _redact(url), probe)
+    store = BreakerStore(REDIS_CONN_ID)
+    return timed_check("redis", REDIS_CONN_ID, lambda: store.client.ping())
 
 
 def check_smtp(conn_id: str) -> CheckResult:
@@ -181,10 +173,10 @@ def run_health_checks(dag_run_id: str | None = None) -> list[dict]:
     from airflow.sdk.exceptions import AirflowFailException
 
     from hooks.warehouse import WarehouseHook
-    from include.settings import SLACK_CONN_ID, SMTP_CONN_ID, WEBHOOK_CONN_ID, redis_url
+    from include.settings import SLACK_CONN_ID, SMTP_CONN_ID, WEBHOOK_CONN_ID
 
     hook = WarehouseHook()
-    results = [check_warehouse(hook), check_redis(redis_url())]
+    results = [check_warehouse(hook), check_redis()]
     channels: list[tuple[str, str, Callable[[], CheckResult]]] = [
         ("smtp", SMTP_CONN_ID, lambda: check_smtp(SMTP_CONN_ID)),
         ("slack", SLACK_CONN_ID, lambda: check_http_endpoint("slack", SLACK_CONN_ID)),

@@ -9,8 +9,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
-from include import metrics
 from include.sql import load_sql
+from observability import metrics
 
 log = logging.getLogger(__name__)
 

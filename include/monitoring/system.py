@@ -14,8 +14,8 @@ import socket
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from include import metrics
 from include.sql import load_sql
+from observability import metrics
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,10 @@ class ReportSettings:
     max_attachment_bytes: int
     #: Lifetime of a signed link (SigV4 allows at most 7 days).
     link_expiry_seconds: int
+    #: The time limits (include/reports/limits.py): the query, writing the file, the whole generation.
     statement_timeout_seconds: int
+    file_timeout_seconds: int
+    run_timeout_seconds: int
     #: Connection used to send report emails.
     smtp_conn_id: str
     #: Default connection for object storage destinations that name none.
@@ -44,8 +47,22 @@ class ReportSettings:
             max_attachment_bytes=env_number("REPORTS_MAX_ATTACHMENT_BYTES", 10 * 1024 * 1024, int),
             link_expiry_seconds=env_number("REPORTS_LINK_EXPIRY_SECONDS", 7 * 24 * 3600, int),
             statement_timeout_seconds=env_number("REPORTS_STATEMENT_TIMEOUT_SECONDS", 300, int),
+            file_timeout_seconds=env_number("REPORTS_FILE_TIMEOUT_SECONDS", 900, int),
+            run_timeout_seconds=_run_timeout(),
             smtp_conn_id=os.environ.get("REPORTS_SMTP_CONN_ID") or SMTP_CONN_ID,
             destination_conn_id=os.environ.get("REPORTS_DESTINATION_CONN_ID") or None,
             claim_lease_seconds=env_number("REPORTS_CLAIM_LEASE_SECONDS", 3600, int),
             max_attempts=env_number("REPORTS_MAX_ATTEMPTS", 5, int),
         )
+
+
+def _run_timeout() -> int:
+    from include.reports.definitions import check_run_timeout
+    from include.reports.errors import InvalidReportError
+    from include.settings import env_number
+
+    seconds = env_number("REPORTS_RUN_TIMEOUT_SECONDS", 1800, int)
+    try:
+        return check_run_timeout(seconds, field="REPORTS_RUN_TIMEOUT_SECONDS")
+    except InvalidReportError as error:
+        raise ValueError(f"setting {error}") from None

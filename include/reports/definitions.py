@@ -9,20 +9,24 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-FORMATS = ("csv", "csv.gz", "xlsx")
+from include.reports.charts import CHART_FORMATS, ChartSpec, parse_chart
+from include.reports.errors import InvalidReportError
+
+FORMATS = ("csv", "csv.gz", "xlsx", *CHART_FORMATS)
 #: Fields an ad-hoc trigger may set (``airflow dags trigger reports --conf '{...}'`` or the UI form).
-REQUEST_FIELDS = ("report_id", "report_name", "sql", "parameters", "format", "recipients", "destination", "name")
+REQUEST_FIELDS = (
+    "report_id",
+    "report_name",
+    "sql",
+    "parameters",
+    "format",
+    "chart",
+    "recipients",
+    "destination",
+    "name",
+)
 _EMAIL = re.compile(r"^[^@\s,;<>\"]+@[^@\s,;<>\"]+\.[^@\s,;<>\".]+$")
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
-
-
-class InvalidReportError(ValueError):
-    """A report definition or an ad-hoc request is invalid; ``field`` names what is wrong."""
-
-    def __init__(self, field: str, message: str, *, report: str | None = None) -> None:
-        self.field, self.report = field, report
-        where = f"report {report!r}: " if report else ""
-        super().__init__(f"{where}field {field!r}: {message}")
 
 
 @dataclass(frozen=True)
@@ -57,8 +61,11 @@ class ReportDefinition:
     owner: str | None = None
     enabled: bool = True
     statement_timeout_seconds: int | None = None
+    file_timeout_seconds: int | None = None
+    run_timeout_seconds: int | None = None
     max_attachment_bytes: int | None = None
     email_subject: str | None = None
+    chart: ChartSpec | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
 
@@ -77,15 +84,18 @@ class ReportRequest:
     sql: str | None = None
     parameters: Mapping[str, Any] | None = None
     format: str | None = None
+    chart: ChartSpec | None = None
     recipients: tuple[str, ...] | None = None
     destination: Destination | None = None
     name: str | None = None
 
     def apply_overrides(self, definition: ReportDefinition) -> ReportDefinition:
-        """The stored definition with this request's format, recipients, destination and parameters."""
+        """The stored definition with this request's format, chart, recipients, destination and parameters."""
         changes: dict[str, Any] = {}
         if self.format is not None:
             changes["format"] = self.format
+        if self.chart is not None:
+            changes["chart"] = self.chart
         if self.recipients is not None:
             changes["recipients"] = self.recipients
         if self.destination is not None:
@@ -100,6 +110,7 @@ class ReportRequest:
             sql=self.sql or "",
             parameters=dict(self.parameters or {}),
             format=self.format or "csv",
+            chart=self.chart,
             recipients=self.recipients or (),
             destinations=(self.destination,) if self.destination else (),
             retention_days=7,
@@ -125,6 +136,31 @@ def _check_format(value: Any, *, field: str = "format", report: str | None = Non
             field, f"{value!r} is not a report format; expected one of {list(FORMATS)}", report=report
         )
     return value
+
+
+def check_chart_required(fmt: str, chart: ChartSpec | None, *, report: str | None = None) -> None:
+    """A ``png`` or ``pdf`` report draws its chart: it must have one."""
+    if fmt in CHART_FORMATS and chart is None:
+        raise InvalidReportError(
+            "chart",
+            f"format {fmt!r} draws the report's chart; give a chart spec such as "
+            '{"kind": "line", "x": "day", "y": "amount"}',
+            report=report,
+        )
+
+
+def check_run_timeout(seconds: int, *, field: str, report: str | None = None) -> int:
+    """A run limit must end before the generate task's execution timeout, or Airflow kills the task first."""
+    from include.categories import get_category
+
+    ceiling = get_category("reports").execution_timeout.total_seconds()
+    if seconds >= ceiling:
+        raise InvalidReportError(
+            field,
+            f"{seconds} s is not below the reports tasks' execution timeout of {ceiling:.0f} s",
+            report=report,
+        )
+    return seconds
 
 
 def _check_recipients(value: Any, *, field: str = "recipients", report: str | None = None) -> tuple[str, ...]:
@@ -233,8 +269,11 @@ def definition_from_row(row: Mapping[str, Any]) -> ReportDefinition:
         owner=row.get("owner"),
         enabled=row.get("enabled", True),
         statement_timeout_seconds=row.get("statement_timeout_seconds"),
+        file_timeout_seconds=row.get("file_timeout_seconds"),
+        run_timeout_seconds=row.get("run_timeout_seconds"),
         max_attachment_bytes=row.get("max_attachment_bytes"),
         email_subject=row.get("email_subject"),
+        chart=parse_chart(row.get("chart"), report=name),
         created_at=row.get("created_at"),
         updated_at=row.get("updated_at"),
     )
@@ -250,6 +289,7 @@ def validate_definition(definition: ReportDefinition) -> ReportDefinition:
         raise InvalidReportError("name", "a report needs a name")
     sql = _check_sql(definition.sql, report=name)
     _check_format(definition.format, report=name)
+    check_chart_required(definition.format, definition.chart, report=name)
     parameters = _check_parameters(definition.parameters, report=name)
     recipients = _check_recipients(definition.recipients, report=name)
     check_timezone(definition.timezone, report=name)
@@ -257,6 +297,8 @@ def validate_definition(definition: ReportDefinition) -> ReportDefinition:
         check_schedule(definition.schedule, report=name)
     if not isinstance(definition.retention_days, int) or definition.retention_days < 1:
         raise InvalidReportError("retention_days", "expected a positive number of days", report=name)
+    if definition.run_timeout_seconds is not None:
+        check_run_timeout(definition.run_timeout_seconds, field="run_timeout_seconds", report=name)
     return replace(definition, sql=sql, parameters=parameters, recipients=recipients)
 
 
@@ -267,8 +309,8 @@ def parse_request(conf: Mapping[str, Any] | None) -> ReportRequest:
     """Validate a DAG run's conf (what ``--conf`` or the UI's trigger form sent) into a request.
 
     No report, no SQL: a scheduled run. ``report_id`` or ``report_name``: that stored report now,
-    with optional ``format``, ``recipients``, ``destination`` and ``parameters`` overrides. ``sql``:
-    an ad-hoc query with its own ``format``, ``recipients``, ``destination`` and ``name``.
+    with optional ``format``, ``chart``, ``recipients``, ``destination`` and ``parameters`` overrides.
+    ``sql``: an ad-hoc query with its own ``format``, ``chart``, ``recipients``, ``destination`` and ``name``.
     The DAG's Params (all defaulting to empty) have already checked the types when the run was
     created; this checks what they cannot: unknown fields, combinations, addresses, URLs.
     """
@@ -296,6 +338,7 @@ def parse_request(conf: Mapping[str, Any] | None) -> ReportRequest:
         raise InvalidReportError("sql", "sql is for ad-hoc queries; leave it empty when naming a stored report")
 
     fmt = _check_format(values["format"]) if values["format"] is not None else None
+    chart = parse_chart(values["chart"] or None)
     recipients = _check_recipients(values["recipients"]) if values["recipients"] is not None else None
     destination = parse_destination(values["destination"], field="destination") if values["destination"] else None
     parameters = _check_parameters(values["parameters"])
@@ -304,11 +347,13 @@ def parse_request(conf: Mapping[str, Any] | None) -> ReportRequest:
         raise InvalidReportError("name", f"expected a string, got {name!r}")
 
     if sql is not None:
+        check_chart_required(fmt or "csv", chart)
         return ReportRequest(
             mode="inline",
             sql=_check_sql(sql),
             parameters=parameters,
             format=fmt,
+            chart=chart,
             recipients=recipients,
             destination=destination,
             name=name,
@@ -320,10 +365,11 @@ def parse_request(conf: Mapping[str, Any] | None) -> ReportRequest:
             report_name=report_name,
             parameters=parameters,
             format=fmt,
+            chart=chart,
             recipients=recipients,
             destination=destination,
         )
-    given = [key for key in ("format", "recipients", "destination", "name") if values[key] is not None]
+    given = [key for key in ("format", "chart", "recipients", "destination", "name") if values[key]]
     if given or parameters:
         field_name = given[0] if given else "parameters"
         raise InvalidReportError(field_name, "needs report_id, report_name or sql to say which report to run")

@@ -1,49 +1,48 @@
-"""Stream a query into a CSV, gzipped CSV or XLSX file with flat memory.
+"""Run a report's query and write its file (CSV, gzipped CSV, XLSX, or a chart as PNG/PDF) at flat memory.
 
-CSV goes through ``COPY (<query>) TO STDOUT WITH (FORMAT csv, HEADER)``: the server formats the
-rows and the client only moves bytes, in blocks, from the socket to the file. XLSX rows are
-streamed in chunks from the server and written by xlsxwriter in ``constant_memory`` mode.
+Two phases, so that each time limit bounds what its name says (:mod:`include.reports.limits`):
+
+1. :func:`run_query`, inside the READ ONLY transaction with the statement timeout: CSV goes through
+   ``COPY (<query>) TO STDOUT WITH (FORMAT csv, HEADER)`` straight to local disk (the server formats
+   the rows, the client only moves bytes in blocks); XLSX rows are streamed and spooled to disk
+   (:mod:`include.reports.xlsx`); a chart fetches its aggregate and first rows (:mod:`include.reports.render`).
+2. :meth:`QueryResult.write`, after the statement (and the transaction) ended: gzip, the workbook or
+   the drawing, under the file limit. The file is written under a temporary name and renamed when complete.
 
 User SQL is bound client-side (``%(name)s`` placeholders), then checked to be exactly one
-row-returning statement by preparing and describing it on the server; the COPY and the XLSX
-stream are sent through the extended query protocol, which refuses several statements too. The
-caller runs all of this in a READ ONLY transaction with a statement timeout
-(:meth:`hooks.warehouse.WarehouseHook.read_only_transaction`).
-
-A file is written under a temporary name and renamed when it is complete.
+row-returning query by preparing and describing it on the server; the COPY and the row stream
+are sent through the extended query protocol, which refuses several statements too. The caller
+runs phase 1 on the reader role, in a READ ONLY transaction with a statement timeout
+(:meth:`hooks.warehouse.WarehouseReaderHook.read_only_transaction`).
 """
 
 from __future__ import annotations
 
 import gc
 import gzip
-import json
 import os
 import select
-import shutil
 import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
-from decimal import Decimal
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from include.reports.charts import CHART_FORMATS
+from include.reports.errors import ReportGenerationError, ReportQueryError
 
 if TYPE_CHECKING:
     import psycopg
 
+    from hooks.warehouse import WarehouseReaderHook
+    from include.reports.charts import ChartSpec
+    from include.reports.limits import RunClock
+
 #: Bytes gathered from the COPY stream before one write to the file.
 WRITE_BLOCK = 1 << 20
-#: Rows per chunk when streaming for XLSX.
-XLSX_CHUNK_ROWS = 2000
-#: Excel's limit of rows per worksheet (the header row included).
-XLSX_MAX_ROWS = 1_048_576
 GZIP_LEVEL = 6
-
-
-class ReportQueryError(Exception):
-    """The report's SQL was refused or failed on the server: fix the report, retrying will not help."""
 
 
 @dataclass(frozen=True)
@@ -53,6 +52,9 @@ class ExportResult:
     bytes: int
     columns: tuple[str, ...]
     seconds: float
+    #: of ``seconds``: the statement (the query limit's part) and writing the file (the file limit's)
+    query_seconds: float = 0.0
+    file_seconds: float = 0.0
 
 
 def bind_sql(conn: psycopg.Connection, sql: str, parameters: Mapping[str, Any] | None) -> str:
@@ -78,28 +80,18 @@ def bind_sql(conn: psycopg.Connection, sql: str, parameters: Mapping[str, Any] |
 
 
 def describe_statement(conn: psycopg.Connection, statement: str) -> tuple[str, ...]:
-    """Prepare ``statement`` unnamed on the server (without running it); return its column names.
+    """Check on the server, without running it, that ``statement`` is one query returning rows; return its columns.
 
-    The server refuses several statements in one prepared statement, and a statement that returns
-    no rows (``SET``, ``DELETE`` without ``RETURNING``...) has no columns: both raise
-    :class:`ReportQueryError`. Errors in the SQL itself (syntax, unknown table) raise the server's error.
+    See :func:`hooks.warehouse.describe_query`: anything else (several statements, ``COPY``,
+    ``DO``, ``SET``, a ``DELETE`` without ``RETURNING``...) raises :class:`ReportQueryError`.
+    Errors in the SQL itself (syntax, unknown table) raise the server's error.
     """
-    from psycopg import errors, pq
+    from hooks.warehouse import RefusedStatement, describe_query
 
-    encoding = conn.info.encoding
-    pgconn = conn.pgconn
-    result = pgconn.prepare(b"", statement.encode(encoding))
-    if result.status != pq.ExecStatus.COMMAND_OK:
-        error = errors.error_from_result(result, encoding=encoding)
-        if "multiple commands" in str(error):
-            raise ReportQueryError("the SQL must be exactly one statement; found several") from error
-        raise error
-    described = pgconn.describe_prepared(b"")
-    if described.status != pq.ExecStatus.COMMAND_OK:
-        raise errors.error_from_result(described, encoding=encoding)
-    if described.nfields == 0:
-        raise ReportQueryError("the SQL must be a query that returns rows (SELECT, WITH ... SELECT, VALUES, TABLE)")
-    return tuple((described.fname(i) or b"?column?").decode(encoding) for i in range(described.nfields))
+    try:
+        return describe_query(conn, statement)
+    except RefusedStatement as refused:
+        raise ReportQueryError(str(refused)) from None
 
 
 # --------------------------------------------------------------------------- CSV through COPY
@@ -218,78 +210,170 @@ def _abort_copy(conn: psycopg.Connection) -> None:
         pass
 
 
-# --------------------------------------------------------------------------- XLSX
+# --------------------------------------------------------------------------- the two phases
 
 
-def _xlsx_cell(value: Any) -> Any:
-    kind = type(value)
-    if kind is str or kind is bool or kind is int or kind is float or kind is datetime or kind is date:
-        if kind is int and abs(value) > 2**53:
-            return str(value)  # Excel numbers are doubles: keep big integers exact as text
-        return value
-    if kind is Decimal:
-        return float(value) if value.is_finite() else str(value)
-    if value is None:
-        return None
-    if isinstance(value, (dict, list)):
-        return json.dumps(value, default=str)
-    return str(value)
+@dataclass
+class QueryResult:
+    """The report's rows, fetched: the statement has ended and the file can be written from here.
 
-
-def write_xlsx(conn: psycopg.Connection, statement: str, columns: tuple[str, ...], path: Path) -> int:
-    """Stream the rows of ``statement`` into an XLSX workbook at ``path``; return the number of rows.
-
-    New worksheets are started when one is full (Excel allows 1,048,576 rows per sheet).
+    What was fetched depends on the format: the finished CSV file, the CSV text for csv.gz, the XLSX
+    rows in a spool file, or the chart's aggregate and first rows (small, in memory).
     """
-    import psycopg
-    import xlsxwriter
 
-    scratch = Path(tempfile.mkdtemp(prefix=".xlsx-", dir=path.parent))
-    workbook = xlsxwriter.Workbook(
-        str(path),
-        {
-            "constant_memory": True,
-            "tmpdir": str(scratch),
-            "remove_timezone": True,
-            "nan_inf_to_errors": True,
-            "strings_to_numbers": False,
-            "strings_to_formulas": False,
-            "strings_to_urls": False,
-            "default_date_format": "yyyy-mm-dd hh:mm:ss",
-        },
-    )
-    bold = workbook.add_format({"bold": True})
-    date_format = workbook.add_format({"num_format": "yyyy-mm-dd"})
-    rows = 0
-    sheet = None
-    row_index = XLSX_MAX_ROWS
-    size = XLSX_CHUNK_ROWS if psycopg.capabilities.has_stream_chunked() else 1
-    try:
-        with conn.cursor() as cur:
-            for record in cur.stream(statement, size=size):
-                if row_index >= XLSX_MAX_ROWS:
-                    sheet = workbook.add_worksheet()
-                    sheet.write_row(0, 0, columns, bold)
-                    row_index = 1
-                for col, value in enumerate(record):
-                    cell = _xlsx_cell(value)
-                    if cell is None:
-                        continue
-                    if type(cell) is date:
-                        sheet.write_datetime(row_index, col, cell, date_format)
-                    else:
-                        sheet.write(row_index, col, cell)
-                row_index += 1
-                rows += 1
-        if sheet is None:  # no rows: a workbook with the header only
-            workbook.add_worksheet().write_row(0, 0, columns, bold)
-        workbook.close()
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+    format: str
+    columns: tuple[str, ...]
+    rows: int
+    query_seconds: float
+    spool: Path | None = None
+    type_oids: tuple[int, ...] = ()
+    chart: ChartSpec | None = None
+    chart_data: Any = None
+    first_rows: tuple[list[str], list[tuple]] = ([], [])
+    document: Any = None
+
+    def write(self, path: Path, *, clock: RunClock | None = None) -> ExportResult:
+        """Write the file at ``path`` (as ``.<name>.partial``, renamed when complete); the file limit counts."""
+        if clock is not None:
+            clock.start_file()
+        started = time.perf_counter()
+        partial = path.with_name(f".{path.name}.partial")
+        try:
+            rows = self._write(partial, clock.check_file if clock is not None else None)
+            if clock is not None:
+                clock.check_file(f"writing all {rows:,} rows")
+            os.replace(partial, path)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+        finally:
+            self.discard()
+        file_seconds = time.perf_counter() - started
+        return ExportResult(
+            path,
+            rows,
+            path.stat().st_size,
+            self.columns,
+            self.query_seconds + file_seconds,
+            self.query_seconds,
+            file_seconds,
+        )
+
+    def discard(self) -> None:
+        """Remove the spool (the file was written, or will not be)."""
+        if self.spool is not None:
+            self.spool.unlink(missing_ok=True)
+
+    def _write(self, partial: Path, check: Callable[[str], None] | None) -> int:
+        if self.format == "csv":
+            os.replace(self.spool, partial)  # COPY wrote the file itself
+            return self.rows
+        if self.format == "csv.gz":
+            return _gzip(self.spool, partial, self.rows, check)
+        if self.format == "xlsx":
+            from include.reports.xlsx import write_xlsx
+
+            return write_xlsx(self.spool, self.rows, self.columns, self.type_oids, partial, check=check)
+        from include.reports.render import render_pdf, render_png
+
+        if self.format == "png":
+            render_png(self.chart, self.chart_data, partial, title=self.document.title)
+        else:
+            columns, rows = self.first_rows
+            render_pdf(self.chart, self.chart_data, columns, rows, partial, document=self.document)
+        return self.chart_data.points
+
+
+def _gzip(source: Path, target: Path, rows: int, check: Callable[[str], None] | None) -> int:
+    done = 0
+    with open(source, "rb") as src, open(target, "wb") as raw:
+        with gzip.GzipFile(
+            filename=target.name.removeprefix(".").removesuffix(".gz.partial"),
+            mode="wb",
+            fileobj=raw,
+            compresslevel=GZIP_LEVEL,
+        ) as out:
+            while block := src.read(WRITE_BLOCK):
+                out.write(block)
+                done += len(block)
+                if check is not None:
+                    check(f"compressing {done / 1e6:,.0f} MB of CSV ({rows:,} rows)")
     return rows
 
 
-# --------------------------------------------------------------------------- files
+def run_query(
+    conn: psycopg.Connection,
+    sql: str,
+    parameters: Mapping[str, Any] | None,
+    scratch: Path,
+    *,
+    format: str,
+    wait_timeout: float = 3600.0,
+    chart: ChartSpec | None = None,
+    title: str = "report",
+    slot: datetime | None = None,
+    clock: RunClock | None = None,
+) -> QueryResult:
+    """Run ``sql`` (one read-only statement) and fetch what the ``format``'s file needs.
+
+    Rows go to a spool file in ``scratch`` (never all into memory); ``png`` / ``pdf`` fetch the
+    chart's aggregate and the first rows. A statement timeout becomes :class:`TimeLimitExceeded`
+    naming the query limit (or the run limit, when that was shorter) when ``clock`` is given.
+    """
+    started = time.perf_counter()
+    statement = bind_sql(conn, sql, parameters)
+    columns = describe_statement(conn, statement)
+    scratch.mkdir(parents=True, exist_ok=True)
+    result = QueryResult(format=format, columns=columns, rows=0, query_seconds=0.0)
+    try:
+        if format in CHART_FORMATS:
+            _fetch_chart(conn, statement, result, chart=chart, title=title, slot=slot)
+        else:
+            handle, name = tempfile.mkstemp(prefix=".spool-", dir=scratch)
+            os.close(handle)
+            result.spool = Path(name)
+            if format == "xlsx":
+                from include.reports.xlsx import spool_rows
+
+                result.rows, result.type_oids = spool_rows(conn, statement, result.spool)
+            else:
+                with open(result.spool, "wb") as raw:
+                    result.rows = copy_csv(conn, statement, raw.write, wait_timeout=wait_timeout)
+    except BaseException as error:
+        result.discard()
+        limit = clock.query_timed_out(error) if clock is not None else None
+        if limit is not None:
+            raise limit from error
+        raise
+    result.query_seconds = time.perf_counter() - started
+    return result
+
+
+def _fetch_chart(
+    conn: psycopg.Connection,
+    statement: str,
+    result: QueryResult,
+    *,
+    chart: ChartSpec | None,
+    title: str,
+    slot: datetime | None,
+) -> None:
+    from include.reports.charts import check_chart_columns
+    from include.reports.errors import InvalidReportError
+    from include.reports.render import Document, fetch_chart_data, fetch_first_rows
+
+    if chart is None:
+        raise ReportGenerationError(f"chart: format {result.format!r} needs a chart spec")
+    try:
+        check_chart_columns(chart, result.columns)
+    except InvalidReportError as error:
+        raise ReportGenerationError(f"{error.field}: {str(error).split(': ', 1)[-1]}") from None
+    result.chart = chart
+    result.chart_data = fetch_chart_data(conn, chart, statement)
+    result.rows = result.chart_data.points
+    if result.format == "pdf" and chart.table_rows:
+        result.first_rows = fetch_first_rows(conn, statement, chart.table_rows)
+    result.document = Document(title=chart.title or title, slot=slot, generated_at=datetime.now(UTC))
 
 
 def export_query(
@@ -298,31 +382,36 @@ def export_query(
     parameters: Mapping[str, Any] | None,
     path: Path,
     *,
-    format: str,
-    wait_timeout: float = 3600.0,
+    clock: RunClock | None = None,
+    **options: Any,
 ) -> ExportResult:
-    """Run ``sql`` (one read-only statement) and write it to ``path`` in ``format``.
+    """:func:`run_query` (with its keyword ``options``: ``format``, ``chart``...) then
+    :meth:`QueryResult.write` to ``path``, in one call, the scratch files next to ``path``.
 
-    The file is written as ``.<name>.partial`` next to ``path`` and renamed only when complete;
-    on failure the partial file is removed.
+    A report run calls the two itself (:func:`export_run`), so that the file is written after the
+    transaction has ended.
     """
-    started = time.perf_counter()
-    statement = bind_sql(conn, sql, parameters)
-    columns = describe_statement(conn, statement)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
-    try:
-        if format == "xlsx":
-            rows = write_xlsx(conn, statement, columns, partial)
-        else:
-            with open(partial, "wb") as raw:
-                if format == "csv.gz":
-                    with gzip.GzipFile(filename=path.name[:-3], mode="wb", fileobj=raw, compresslevel=GZIP_LEVEL) as gz:
-                        rows = copy_csv(conn, statement, gz.write, wait_timeout=wait_timeout)
-                else:
-                    rows = copy_csv(conn, statement, raw.write, wait_timeout=wait_timeout)
-        os.replace(partial, path)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
-    return ExportResult(path, rows, path.stat().st_size, columns, time.perf_counter() - started)
+    fetched = run_query(conn, sql, parameters, path.parent, clock=clock, **options)
+    return fetched.write(path, clock=clock)
+
+
+def export_run(reader: WarehouseReaderHook, run: Mapping[str, Any], path: Path, clock: RunClock) -> ExportResult:
+    """A report run's file at ``path``: the query on the reader, in a READ ONLY transaction bounded by
+    ``clock``'s statement timeout, then the file written after the transaction has ended."""
+    from include.reports.charts import parse_chart
+
+    timeout = clock.statement_timeout()
+    with reader.read_only_transaction(statement_timeout=timeout) as conn:
+        fetched = run_query(
+            conn,
+            run["sql"],
+            {"slot": run["slot"], **(run["parameters"] or {})},
+            path.parent,
+            format=run["format"],
+            wait_timeout=timeout + 60,
+            chart=parse_chart(run["chart"], report=run["report_name"]),
+            title=run["report_name"],
+            slot=run["slot"],
+            clock=clock,
+        )
+    return fetched.write(path, clock=clock)

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from include import metrics
 from include.reports.config import ReportSettings
 from include.reports.definitions import (
     InvalidReportError,
@@ -27,9 +26,10 @@ from include.reports.definitions import (
     validate_definition,
 )
 from include.sql import load_sql
+from observability import metrics
 
 if TYPE_CHECKING:
-    from hooks.warehouse import WarehouseHook
+    from hooks.warehouse import WarehouseHook, WarehouseReaderHook
 
 log = logging.getLogger(__name__)
 
@@ -49,16 +49,22 @@ class ReportNotFoundError(InvalidReportError):
 
 @dataclass
 class Services:
-    """What every step needs: the warehouse hook and the settings."""
+    """What every step needs: the platform's hook (runs, deliveries), the reader (report SQL), the settings."""
 
     hook: WarehouseHook
     settings: ReportSettings
+    reader: WarehouseReaderHook
 
     @classmethod
     def create(cls, settings: ReportSettings | None = None) -> Services:
         from hooks.warehouse import WarehouseHook
+        from include.security.reader import reader_hook
 
-        return cls(WarehouseHook(application_name="analytics-platform-reports"), settings or ReportSettings.from_env())
+        return cls(
+            WarehouseHook(application_name="analytics-platform-reports"),
+            settings or ReportSettings.from_env(),
+            reader_hook("analytics-platform-reports"),
+        )
 
 
 def _rows(conn, name: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
@@ -230,12 +236,15 @@ def _insert_run(
         "destinations": Jsonb([d.as_json() for d in definition.destinations]),
         "retention_days": definition.retention_days,
         "statement_timeout_seconds": definition.statement_timeout_seconds or settings.statement_timeout_seconds,
+        "file_timeout_seconds": definition.file_timeout_seconds or settings.file_timeout_seconds,
+        "run_timeout_seconds": definition.run_timeout_seconds or settings.run_timeout_seconds,
         "max_attachment_bytes": (
             definition.max_attachment_bytes
             if definition.max_attachment_bytes is not None
             else settings.max_attachment_bytes
         ),
         "email_subject": definition.email_subject,
+        "chart": Jsonb(definition.chart.as_json()) if definition.chart else None,
         "status": status,
         "error": error,
     }
@@ -272,9 +281,9 @@ def is_query_error(error: BaseException) -> bool:
     import psycopg
 
     from hooks.warehouse import is_database_failure
-    from include.reports.export import ReportQueryError
+    from include.reports.errors import ReportGenerationError
 
-    if isinstance(error, ReportQueryError):
+    if isinstance(error, ReportGenerationError):
         return True
     return isinstance(error, psycopg.Error) and not is_database_failure(error)
 
@@ -289,7 +298,9 @@ def generate_run(run_id: int, *, worker: str, services: Services | None = None) 
     from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
     from hooks.circuit_breaker import CircuitOpenError
-    from include.reports.export import export_query
+    from include.reports.errors import describe_failure
+    from include.reports.export import export_run
+    from include.reports.limits import RunClock, time_limits
     from include.reports.storage import archive_path, publish
 
     ctx = services or Services.create()
@@ -329,25 +340,21 @@ def generate_run(run_id: int, *, worker: str, services: Services | None = None) 
     name, fmt = run["report_name"], run["format"]
     file_name = run_file_name(run)
     staging = settings.staging_dir / f"run-{run_id}"
-    timeout = run["statement_timeout_seconds"]
-    parameters = {"slot": run["slot"], **(run["parameters"] or {})}
+    clock = RunClock(time_limits(run))
     started = time.perf_counter()
     try:
-        with ctx.hook.read_only_transaction(statement_timeout=timeout) as conn:
-            result = export_query(
-                conn, run["sql"], parameters, staging / file_name, format=fmt, wait_timeout=timeout + 60
-            )
+        result = export_run(ctx.reader, run, staging / file_name, clock)
         target = archive_path(settings.storage_url, settings.storage_conn_id, safe_name(name), run["slot"], file_name)
-        location = publish(result.path, target)
+        location = publish(result.path, target, check=lambda: clock.check_run("publishing the file to the archive"))
     except CircuitOpenError:
         with ctx.hook.transaction() as conn:
             conn.execute(load_sql("reports/release_run.sql"), {"run_id": run_id, "worker": worker})
         raise
     except Exception as error:
         if is_query_error(error):
-            message = f"report {name!r} run {run_id}: the query failed: {error}"
+            message = f"report {name!r} run {run_id}: {describe_failure(error)}"
             _mark_failed(ctx, run_id, message, "failed")
-            metrics.incr("reports.failed", reason="query")
+            metrics.incr("reports.failed", reason=getattr(error, "reason", "query"))
             raise AirflowFailException(message) from error
         _mark_failed(ctx, run_id, _error_text(error), "pending")
         metrics.incr("reports.failed", reason="error")

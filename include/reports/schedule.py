@@ -9,7 +9,7 @@ def check_timezone(name: str, *, report: str | None = None):
     """The ``ZoneInfo`` called ``name``; an unknown zone raises naming the ``timezone`` field."""
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-    from include.reports.definitions import InvalidReportError
+    from include.reports.errors import InvalidReportError
 
     try:
         return ZoneInfo(name)
@@ -23,7 +23,7 @@ def check_schedule(schedule: str, *, report: str | None = None) -> str:
     """``schedule`` if it is a valid cron expression (5 fields or an alias such as ``@daily``)."""
     from croniter import croniter
 
-    from include.reports.definitions import InvalidReportError
+    from include.reports.errors import InvalidReportError
 
     if not isinstance(schedule, str) or not croniter.is_valid(schedule):
         raise InvalidReportError("schedule", f"{schedule!r} is not a valid cron expression", report=report)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -37,22 +38,39 @@ def archive_path(base_url: str, conn_id: str | None, stem: str, slot: datetime, 
     return storage_path(base_url, conn_id) / stem / f"{slot:%Y}" / f"{slot:%m}" / f"{slot:%d}" / file_name
 
 
-def publish(source: Path | ObjectStoragePath, target: ObjectStoragePath) -> str:
-    """Copy ``source`` to ``target`` so that ``target`` only ever appears complete; return its URL."""
+def publish(
+    source: Path | ObjectStoragePath, target: ObjectStoragePath, *, check: Callable[[], None] | None = None
+) -> str:
+    """Copy ``source`` to ``target`` so that ``target`` only ever appears complete; return its URL.
+
+    ``check()`` is called before every block and may raise to stop (a run's time limit).
+    """
     if is_local(target):
         target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.parent / f".{target.name}.partial"
         try:
             with source.open("rb") as src, partial.open("wb") as out:
-                shutil.copyfileobj(src, out, _COPY_BUFFER)
+                _copy(src, out, check)
             partial.rename(target)
         except BaseException:
             partial.unlink(missing_ok=True)
             raise
     else:
         with source.open("rb") as src, target.open("wb") as out:
-            shutil.copyfileobj(src, out, _COPY_BUFFER)
+            _copy(src, out, check)
     return str(target)
+
+
+def _copy(src, out, check: Callable[[], None] | None) -> None:
+    if check is None:
+        shutil.copyfileobj(src, out, _COPY_BUFFER)
+        return
+    while True:
+        check()
+        block = src.read(_COPY_BUFFER)
+        if not block:
+            return
+        out.write(block)
 
 
 def delete(location: str) -> bool:

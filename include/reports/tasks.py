@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from include.reports.charts import check_chart_columns
 from include.reports.definitions import InvalidReportError, ReportRequest, parse_request
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,7 @@ def check_inline_sql(request: ReportRequest, services=None) -> tuple[str, ...]:
     services = services or Services.create()
     parameters = {"slot": datetime.now(UTC), **(request.parameters or {})}
     try:
-        with services.hook.read_only_transaction(statement_timeout=SQL_CHECK_TIMEOUT) as conn:
+        with services.reader.read_only_transaction(statement_timeout=SQL_CHECK_TIMEOUT) as conn:
             return describe_statement(conn, bind_sql(conn, request.sql or "", parameters))
     except ReportQueryError as error:
         raise InvalidReportError("sql", str(error)) from None
@@ -58,7 +59,9 @@ def validate_request(conf: Mapping[str, Any] | None, services=None) -> dict[str,
     try:
         definition = resolve_request(request, services=services)
         if request.mode == "inline":
-            check_inline_sql(request, services=services)
+            columns = check_inline_sql(request, services=services)
+            if request.chart is not None:
+                check_chart_columns(request.chart, columns)
     except InvalidReportError as error:
         raise _fail(error) from None
     summary: dict[str, Any] = {"mode": request.mode}
@@ -70,6 +73,8 @@ def validate_request(conf: Mapping[str, Any] | None, services=None) -> dict[str,
             recipients=list(definition.recipients),
             destinations=[d.url for d in definition.destinations],
         )
+    if definition is not None and definition.chart is not None:
+        summary["chart"] = definition.chart.as_json()
     log.info("report request: %s", summary)
     return summary
 

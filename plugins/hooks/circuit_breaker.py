@@ -12,6 +12,10 @@ A call refused by an open breaker raises :class:`CircuitOpenError`, an ``Airflow
 the task is rescheduled to the moment the breaker may half-open, without using a retry and without
 holding a worker or pool slot. If Redis itself is unreachable the breaker fails open: the call
 goes through, a warning is logged at most once a minute, and ``breaker.store_unavailable`` counts it.
+
+The Redis is the Airflow connection ``circuit_breaker_redis`` (type ``redis``: host, port, login,
+password, extra ``{"db": N}``), read through the redis provider's ``RedisHook``; ``make run`` and the
+tests fill it in from ``REDIS_URL``.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from typing import Any, TypeVar
 
 from airflow.sdk.exceptions import AirflowRescheduleException
 
-from include import metrics
+from observability import metrics
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +45,10 @@ KEY_PREFIX = "platform:cb"
 INDEX_KEY = f"{KEY_PREFIX}:index"
 CONFIG_VARIABLE = "circuit_breakers"
 CONFIG_ENV = "CIRCUIT_BREAKERS"
+#: The Airflow connection of the Redis holding every breaker's state.
+REDIS_CONN_ID = "circuit_breaker_redis"
+#: Client settings of the store: a breaker must never wait long on its own store.
+_CLIENT_OPTIONS = {"socket_connect_timeout": 0.5, "socket_timeout": 1.0, "decode_responses": True}
 _LUA_DIR = Path(__file__).resolve().parent / "lua"
 
 
@@ -127,22 +135,45 @@ def breaker_config(name: str) -> BreakerConfig:
 # ----------------------------------------------------------------------------- Redis store
 
 
+def redis_client(redis_conn_id: str = REDIS_CONN_ID):
+    """A client of the Redis in Airflow connection ``redis_conn_id`` (through ``RedisHook``), with the store's timeouts.
+
+    Raises ``redis.ConnectionError`` naming the connection when it is not defined or not usable.
+    """
+    import redis
+    from airflow.providers.redis.hooks.redis import RedisHook
+
+    try:
+        client = RedisHook(redis_conn_id=redis_conn_id).get_conn()
+    except Exception as error:  # not defined (AirflowNotFoundException), or invalid fields
+        raise redis.ConnectionError(f"Redis connection {redis_conn_id!r}: {type(error).__name__}: {error}") from error
+    if not isinstance(client, redis.Redis):
+        raise redis.ConnectionError(
+            f"Redis connection {redis_conn_id!r} is a cluster: the breaker store needs one Redis server "
+            "(each transition is one script over keys of several hash slots)"
+        )
+    pool = client.connection_pool
+    return redis.Redis(
+        connection_pool=redis.ConnectionPool(
+            connection_class=pool.connection_class, **{**pool.connection_kwargs, **_CLIENT_OPTIONS}
+        )
+    )
+
+
 class BreakerStore:
-    """Redis access for breakers: the Lua scripts, and failing open when Redis is unreachable."""
+    """Redis access for breakers: the Lua scripts, and failing open when Redis is unreachable.
+
+    :param redis_conn_id: the Airflow connection of the Redis; read when the store is first used.
+    """
 
     WARN_INTERVAL = 60.0
     #: After a Redis error, skip Redis for this long so an outage costs no time per call.
     RETRY_INTERVAL = 5.0
 
-    def __init__(self, url: str) -> None:
-        import redis
-
-        self.url = url
-        self._client = redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=1.0, decode_responses=True)
-        self._scripts = {
-            name: self._client.register_script((_LUA_DIR / f"{name}.lua").read_text())
-            for name in ("acquire", "record_success", "record_failure", "reset")
-        }
+    def __init__(self, redis_conn_id: str = REDIS_CONN_ID) -> None:
+        self.redis_conn_id = redis_conn_id
+        self._client = None
+        self._scripts: dict[str, Any] = {}
         self._lock = threading.Lock()
         self._read_lock = threading.Lock()
         self._read_conn = None
@@ -152,11 +183,27 @@ class BreakerStore:
 
     @property
     def client(self):
-        return self._client
+        """The Redis client, made from the connection on first use (``redis.ConnectionError`` if it cannot be)."""
+        return self._connected()[0]
+
+    def _connected(self) -> tuple[Any, dict[str, Any]]:
+        """The client and its registered scripts (made on first use; again after a failed attempt)."""
+        if self._client is None:
+            client = redis_client(self.redis_conn_id)
+            self._scripts = {
+                name: client.register_script((_LUA_DIR / f"{name}.lua").read_text())
+                for name in ("acquire", "record_success", "record_failure", "reset")
+            }
+            self._client = client
+        return self._client, self._scripts
 
     def run(self, script: str, keys: list[str], args: list[Any]) -> Any | None:
         """Run a script; ``None`` when Redis is unavailable (the caller then fails open)."""
-        return self._call(lambda: self._scripts[script](keys=keys, args=args))
+        return self._call(lambda: self._run_script(script, keys, args))
+
+    def _run_script(self, script: str, keys: list[str], args: list[Any]) -> Any:
+        _, scripts = self._connected()
+        return scripts[script](keys=keys, args=args)
 
     def read_state(self, key: str) -> list[str | None] | None:
         """``[state, generation, failures]`` of a breaker in one plain read; ``None`` if Redis is down."""
@@ -170,7 +217,7 @@ class BreakerStore:
         """
         with self._read_lock:
             if self._read_conn is None or self._read_pid != os.getpid():
-                pool = self._client.connection_pool
+                pool = self.client.connection_pool
                 self._read_conn = pool.connection_class(**pool.connection_kwargs)
                 self._read_pid = os.getpid()
             try:
@@ -197,30 +244,17 @@ class BreakerStore:
                 if now - self._last_warning >= self.WARN_INTERVAL:
                     self._last_warning = now
                     log.warning(
-                        "circuit breaker store %s unavailable (%s); calls go through unguarded",
-                        _redact(self.url),
+                        "circuit breaker store (connection %r) unavailable (%s); calls go through unguarded",
+                        self.redis_conn_id,
                         error,
                     )
             return None
 
 
-def _redact(url: str) -> str:
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
-    return url.replace(f":{parts.password}@", ":***@") if parts.password else url
-
-
 @cache
-def _store_for(url: str) -> BreakerStore:
-    return BreakerStore(url)
-
-
 def default_store() -> BreakerStore:
-    """The store at ``REDIS_URL`` (one per process and URL)."""
-    from include.settings import redis_url
-
-    return _store_for(redis_url())
+    """The store of connection ``circuit_breaker_redis`` (one per process)."""
+    return BreakerStore()
 
 
 def _keys(name: str, target: str) -> list[str]:

@@ -1,10 +1,10 @@
 """The failure callback of every task of the platform: Slack and email through the provider notifiers.
 
 Attached to every DAG by :func:`include.categories.platform_dag` as a task-level
-``on_failure_callback`` (DAG-level callbacks are unreliable in Airflow 3.3). It uses the alerts'
-channel configuration: the Slack connection ``slack_alerts`` (an incoming-webhook connection, or
-a Slack API connection whose extra ``channel`` names the channel) and the SMTP connection
-``smtp_default`` to the addresses in ``ALERT_EMAIL_TO``. Each channel is sent through the
+``on_failure_callback`` (DAG-level callbacks are unreliable in Airflow 3.3), with the alerts'
+channel connections: a Slack connection (an incoming-webhook connection, or a Slack API
+connection whose extra ``channel`` names the channel) and an SMTP connection, which mails the
+addresses in ``ALERT_EMAIL_TO``. Each channel is sent through the
 ``external_api`` breaker of its host. A channel that is not configured is skipped, and a
 channel that fails is logged: the callback never raises.
 """
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import html
 import logging
+import os
 from typing import Any
 
 from airflow.sdk import BaseNotifier
@@ -43,6 +44,12 @@ def _failure_summary(context: dict[str, Any]) -> dict[str, str]:
     }
 
 
+def failure_email_recipients() -> list[str]:
+    """Who gets task-failure emails: ``ALERT_EMAIL_TO`` (comma-separated; the old worker's ALERT_EMAIL_*)."""
+    raw = os.environ.get("ALERT_EMAIL_TO", "")
+    return [address.strip() for address in raw.replace(";", ",").split(",") if address.strip()]
+
+
 class TaskFailureNotifier(BaseNotifier):
     """Tell the platform's Slack channel and failure recipients that a task failed.
 
@@ -53,18 +60,10 @@ class TaskFailureNotifier(BaseNotifier):
 
     template_fields = ()
 
-    def __init__(
-        self,
-        *,
-        slack_conn_id: str | None = None,
-        smtp_conn_id: str | None = None,
-        recipients: list[str] | None = None,
-    ) -> None:
+    def __init__(self, *, slack_conn_id: str, smtp_conn_id: str, recipients: list[str] | None = None) -> None:
         super().__init__()
-        from include.settings import SLACK_CONN_ID, SMTP_CONN_ID
-
-        self.slack_conn_id = slack_conn_id or SLACK_CONN_ID
-        self.smtp_conn_id = smtp_conn_id or SMTP_CONN_ID
+        self.slack_conn_id = slack_conn_id
+        self.smtp_conn_id = smtp_conn_id
         self.recipients = recipients
 
     def notify(self, context: dict[str, Any]) -> None:
@@ -140,7 +139,6 @@ class TaskFailureNotifier(BaseNotifier):
         from airflow.providers.smtp.notifications.smtp import SmtpNotifier
 
         from include.alerts.channels import delivery_breaker
-        from include.alerts.settings import failure_email_recipients
 
         recipients = self.recipients if self.recipients is not None else failure_email_recipients()
         if not recipients:

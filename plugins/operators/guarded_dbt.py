@@ -28,7 +28,7 @@ from cosmos.operators.local import (
     DbtTestLocalOperator,
 )
 
-from include import metrics
+from observability import metrics
 
 
 def _command_label(command: list[str]) -> str:

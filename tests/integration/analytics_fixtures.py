@@ -84,10 +84,14 @@ DROP FOREIGN DATA WRAPPER IF EXISTS {s}_fdw CASCADE;
 
 
 @contextmanager
-def warehouse_schema(db, sql: str = FIXTURE_SQL) -> Iterator[str]:
-    """Create the fixture under a fresh schema name; drop it (and its foreign server) afterwards."""
+def warehouse_schema(db, test_env, sql: str = FIXTURE_SQL) -> Iterator[str]:
+    """Create the fixture under a fresh schema name, owned by the platform's role (it refreshes its
+    materialized views) as ``roles setup --own-schema`` makes it; drop it (and its foreign server) afterwards."""
+    from tests.support.environment import grant_schema
+
     schema = f"shop_{secrets.token_hex(3)}"
     db.execute(sql.format(s=schema))
+    grant_schema(test_env, db, schema, platform_owns=True)
     try:
         yield schema
     finally:

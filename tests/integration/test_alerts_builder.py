@@ -10,7 +10,9 @@ from tests.support.alerts import TEST_SETTINGS, alert_row, clean_alert_tables, e
 
 
 @pytest.fixture(autouse=True)
-def _tables(db):
+def _tables(db, test_env):
+    from tests.support.environment import grant_schema
+
     clean_alert_tables(db)
     db.execute('DROP SCHEMA IF EXISTS "Sales Data" CASCADE')
     db.execute('CREATE SCHEMA "Sales Data"')
@@ -18,6 +20,7 @@ def _tables(db):
     db.execute(
         """INSERT INTO "Sales Data"."Orders" SELECT g, now() - interval '3 hours', 'x' FROM generate_series(1, 10) g"""
     )
+    grant_schema(test_env, db, "Sales Data")  # the alerts' SQL reads it as the reader role
     yield
     db.execute('DROP SCHEMA IF EXISTS "Sales Data" CASCADE')
 

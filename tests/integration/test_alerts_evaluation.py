@@ -210,7 +210,8 @@ def test_bad_alerts_go_to_error_once_and_do_not_affect_the_others(db):
     owner = "owner@example.com"
     bad = {
         "syntax": ("SELEC 1", "syntax error"),
-        "writes": ("DELETE FROM alert_test_values", "read-only transaction"),
+        "writes": ("DELETE FROM alert_test_values", "DELETE statements never run"),
+        "writes_in_cte": ("WITH d AS (DELETE FROM alert_test_values RETURNING 1) SELECT count(*) FROM d", "read-only"),
         "slow": ("SELECT pg_sleep(5)", "longer than its timeout of 0.3s"),
         "two_statements": ("SELECT 1; SELECT 2", "exactly one statement"),
         "many_rows": ("SELECT generate_series(1, 3)", "more than one row"),

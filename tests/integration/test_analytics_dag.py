@@ -15,8 +15,8 @@ TOKEN = "analytics-service-token"
 
 
 @pytest.fixture
-def shop(db, monkeypatch):
-    with warehouse_schema(db) as schema:
+def shop(db, test_env, monkeypatch):
+    with warehouse_schema(db, test_env) as schema:
         config = {
             "catalog": {"schemas": [schema], "exact_count_max_bytes": 16384},
             "materialized_views": {"schemas": [schema], "dependency_poll_seconds": 1},
@@ -200,8 +200,10 @@ def test_a_run_refreshes_catalog_and_views_in_order_records_everything_and_notif
 
 
 def test_a_failing_view_fails_the_run_naming_it_while_the_others_refresh_and_drops_are_marked(
-    db, shop, monkeypatch, capfd
+    db, test_env, shop, monkeypatch, capfd
 ):
+    from tests.support.environment import grant_schema
+
     first = run_dag("analytics", conf={"jobs": ["catalog"]})
     assert first.state == "success", first.task_states
     before = _catalog(db, shop)
@@ -214,6 +216,7 @@ def test_a_failing_view_fails_the_run_naming_it_while_the_others_refresh_and_dro
     db.execute(f"CREATE MATERIALIZED VIEW {shop}.fragile AS SELECT 100 / (SELECT count(*) FROM {shop}.flags) AS x")
     db.execute(f"CREATE MATERIALIZED VIEW {shop}.fragile_report AS SELECT x FROM {shop}.fragile")
     db.execute(f"DELETE FROM {shop}.flags")  # the next refresh of fragile divides by zero
+    grant_schema(test_env, db, shop, platform_owns=True)  # the platform owns the new views too
     _analytics_api(monkeypatch, f"http://127.0.0.1:{free_port()}")  # nothing listens there
 
     result = run_dag("analytics", conf={"jobs": ["catalog", "materialized_views"]})

@@ -31,7 +31,8 @@ RUN_TIMEOUT = 600
 def celery_stack(test_env, scratch_database, tmp_path):
     stack = LocalStack(
         tmp_path,
-        database_url=test_env.database_url,
+        database_url=test_env.platform_url,
+        reader_url=test_env.reader_url,
         redis_url=test_env.redis_url,
         port=free_port(),
         executor="celery",

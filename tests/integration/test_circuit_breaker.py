@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from devstack.airflow_env import redis_connection
 from hooks.circuit_breaker import (
     DEFAULT_BREAKERS,
     BreakerConfig,
@@ -38,7 +39,12 @@ def _fail_times(breaker: CircuitBreaker, times: int) -> None:
 
 @pytest.fixture
 def store(test_env) -> BreakerStore:
-    return BreakerStore(test_env.redis_url)
+    return BreakerStore()  # connection circuit_breaker_redis: the session's Redis database
+
+
+def _redis_connection(monkeypatch, conn_id: str, url: str) -> str:
+    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", redis_connection(url))
+    return conn_id
 
 
 def make(store: BreakerStore, target: str = "db-1", config: BreakerConfig = FAST) -> CircuitBreaker:
@@ -195,8 +201,8 @@ def test_transitions_rejections_and_calls_are_counted_in_metrics(store, statsd):
 # --------------------------------------------------------------------------- Redis unavailable
 
 
-def test_redis_down_fails_open_with_one_warning_and_a_metric(caplog, statsd):
-    store = BreakerStore("redis://127.0.0.1:1/0")  # nothing listens on port 1
+def test_redis_down_fails_open_with_one_warning_and_a_metric(caplog, statsd, monkeypatch):
+    store = BreakerStore(_redis_connection(monkeypatch, "redis_down", "redis://127.0.0.1:1/0"))  # port 1: nothing
     breaker = CircuitBreaker("database", "db-x", config=FAST, store=store)
     with caplog.at_level(logging.WARNING, logger="hooks.circuit_breaker"):
         assert [breaker.call(lambda i=i: i) for i in range(5)] == [0, 1, 2, 3, 4]
@@ -207,7 +213,7 @@ def test_redis_down_fails_open_with_one_warning_and_a_metric(caplog, statsd):
     statsd.wait_for("airflow.platform.breaker.store_unavailable")
 
 
-def test_redis_stopped_mid_flight_fails_open(test_env):
+def test_redis_stopped_mid_flight_fails_open(test_env, monkeypatch):
     """A real Redis server that goes away: the breaker keeps letting calls through."""
     import shutil
     import subprocess
@@ -223,7 +229,7 @@ def test_redis_stopped_mid_flight_fails_open(test_env):
         stdout=subprocess.DEVNULL,
     )
     try:
-        store = BreakerStore(f"redis://127.0.0.1:{port}/0")
+        store = BreakerStore(_redis_connection(monkeypatch, "redis_stopping", f"redis://127.0.0.1:{port}/0"))
         breaker = CircuitBreaker("database", "db-y", config=FAST, store=store)
         wait_until(store.client.ping, what="the test redis-server", timeout=10, ignore=(redis.RedisError,))
         assert breaker.call(lambda: "guarded") == "guarded"
@@ -237,8 +243,8 @@ def test_redis_stopped_mid_flight_fails_open(test_env):
 # --------------------------------------------------------------------------- many processes
 
 
-def _trial_caller(redis_url: str, max_calls: int, barrier, results) -> None:  # runs in a child process
-    store = BreakerStore(redis_url)
+def _trial_caller(max_calls: int, barrier, results) -> None:  # runs in a child process
+    store = BreakerStore()
     config = BreakerConfig(failure_threshold=1, recovery_timeout=0.3, half_open_max_calls=max_calls, trial_lease=30)
     breaker = CircuitBreaker("external_api", "contended-host", config=config, store=store)
     barrier.wait()
@@ -259,10 +265,7 @@ def test_half_open_admits_exactly_the_configured_number_of_trials_across_process
     context = multiprocessing.get_context("fork")  # children inherit the imports: they start at once
     barrier, results = context.Barrier(processes), context.Queue()
     time.sleep(0.35)  # the breaker may half-open now; the first caller to arrive takes the trial
-    workers = [
-        context.Process(target=_trial_caller, args=(test_env.redis_url, max_calls, barrier, results))
-        for _ in range(processes)
-    ]
+    workers = [context.Process(target=_trial_caller, args=(max_calls, barrier, results)) for _ in range(processes)]
     for worker in workers:
         worker.start()
     for worker in workers:

@@ -10,6 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from include.categories import failure_notifier
 from notifiers.task_failure import TaskFailureNotifier
 from tests.support.connections import connection_json, smtp_connection
 from tests.support.dags import dag_bag
@@ -41,7 +42,7 @@ def test_every_task_of_every_dag_has_the_failure_callback():
 def test_the_callback_never_raises_when_channels_are_missing_or_down(monkeypatch, caplog):
     for name in ("AIRFLOW_CONN_SLACK_ALERTS", "AIRFLOW_CONN_SMTP_DEFAULT", "ALERT_EMAIL_TO"):
         monkeypatch.delenv(name, raising=False)
-    TaskFailureNotifier().notify(_context(RuntimeError("nothing configured")))
+    failure_notifier().notify(_context(RuntimeError("nothing configured")))
 
     dead = free_port()
     monkeypatch.setenv(
@@ -51,7 +52,7 @@ def test_the_callback_never_raises_when_channels_are_missing_or_down(monkeypatch
     monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", smtp_connection("127.0.0.1", dead, retry_limit=0))
     monkeypatch.setenv("ALERT_EMAIL_TO", "ops@example.com")
     with caplog.at_level("WARNING"):
-        TaskFailureNotifier().notify(_context(RuntimeError("channels down")))
+        failure_notifier().notify(_context(RuntimeError("channels down")))
     warnings = [r.getMessage() for r in caplog.records if r.name == "notifiers.task_failure"]
     assert any(m.startswith("task failure notification by slack not sent") for m in warnings), warnings
     assert any(m.startswith("task failure notification by email not sent") for m in warnings), warnings
@@ -72,7 +73,7 @@ def test_the_callback_uses_the_slack_provider_notifiers(monkeypatch, http_server
     )
     monkeypatch.setenv("ALERT_EMAIL_TO", "ops@example.com, lead@example.com")
 
-    TaskFailureNotifier().notify(_context(ValueError("bad <input>")))
+    failure_notifier().notify(_context(ValueError("bad <input>")))
 
     [post] = http_server.requests
     body = post.json()

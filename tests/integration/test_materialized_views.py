@@ -28,8 +28,8 @@ CREATE MATERIALIZED VIEW {s}.chained AS SELECT n FROM {s}.named_count;
 
 
 @pytest.fixture
-def views_schema(db):
-    with warehouse_schema(db, VIEWS_SQL) as schema:
+def views_schema(db, test_env):
+    with warehouse_schema(db, test_env, VIEWS_SQL) as schema:
         yield schema
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import requests
 
+from tests.support.chromium import find_chromium, install_command
 from tests.support.waiting import wait_until
 
 CHROMIUM_FLAGS = (
@@ -38,11 +39,10 @@ class BrowserError(RuntimeError):
 
 
 def chromium_binary() -> str:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        path = shutil.which(name)
-        if path:
-            return path
-    raise BrowserError("no Chromium found: apt-get install -y chromium (see .ci/run)")
+    path = find_chromium()
+    if path is None:
+        raise BrowserError(f"no Chromium found: {install_command()} (make test installs it where it can)")
+    return path
 
 
 class Chromium:

@@ -133,7 +133,7 @@ def allowed(name: str, allow_list: str | None) -> bool:
 
 def platform_sample(use: MetricUse, prefix: str = "airflow") -> tuple[str, Expected]:
     """A StatsD name of a platform metric with sample label values, and its expected series."""
-    from include.metrics import metric_name
+    from observability.metrics import metric_name
 
     values = {key: f"sample_{key}" for key in use.labels}
     return f"{prefix}.{metric_name(use.metric, values)}", Expected("map", use.prometheus_name, values)

@@ -9,10 +9,10 @@ import pytest
 import yaml
 
 from devstack.airflow_env import PROJECT_ROOT, STATSD_ALLOW_LIST
-from include.monitoring.breaker_page import GRAFANA_DASHBOARD_PATH
 from tests.support.metric_expectations import airflow_registry, allowed, platform_sample
 from tests.support.project_metrics import scan_project
 from tests.support.statsd_exporter import StatsdMapping
+from ui.breaker_page import GRAFANA_DASHBOARD_PATH
 
 GRAFANA = PROJECT_ROOT / "monitoring" / "grafana"
 DASHBOARD = GRAFANA / "dashboards" / "analytics-platform.json"

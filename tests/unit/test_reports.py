@@ -65,7 +65,7 @@ def test_inline_sql_request():
         ({"report_id": True}, "report_id", "positive integer"),
         ({"report_id": 1, "report_name": "x"}, "report_name", "not both"),
         ({"report_id": 1, "sql": "SELECT 1"}, "sql", "leave it empty"),
-        ({"sql": "SELECT 1", "format": "pdf"}, "format", "'pdf' is not a report format"),
+        ({"sql": "SELECT 1", "format": "docx"}, "format", "'docx' is not a report format"),
         ({"sql": "SELECT 1", "recipients": ["not-an-address"]}, "recipients", "not an email address"),
         ({"sql": "SELECT 1", "destination": "https://example.com/x"}, "destination", "not an object storage URL"),
         ({"sql": "SELECT 1", "destination": "file://relative/dir"}, "destination", "absolute path"),
@@ -102,7 +102,7 @@ def _definition(**changes) -> ReportDefinition:
     [
         ({"schedule": "61 * * * *"}, "schedule"),
         ({"timezone": "Mars/Olympus"}, "timezone"),
-        ({"format": "pdf"}, "format"),
+        ({"format": "docx"}, "format"),
         ({"sql": " ; "}, "sql"),
         ({"recipients": ("ok@example.com", "broken")}, "recipients"),
         ({"retention_days": 0}, "retention_days"),
@@ -152,15 +152,24 @@ def test_slots_follow_the_report_time_zone_across_daylight_saving():
 
 
 def test_xlsx_cells_keep_types_excel_can_hold():
-    from include.reports.export import _xlsx_cell
+    from include.reports.xlsx import XLSX_MAX_CHARS, cell, header_names
 
-    assert _xlsx_cell(Decimal("1.50")) == 1.5
-    assert _xlsx_cell(Decimal("NaN")) == "NaN"
-    assert _xlsx_cell(2**60) == str(2**60)
-    assert _xlsx_cell({"a": [1]}) == '{"a": [1]}'
-    assert _xlsx_cell(timedelta(hours=1)) == "1:00:00"
-    assert _xlsx_cell(date(2026, 1, 2)) == date(2026, 1, 2)
-    assert _xlsx_cell(None) is None and _xlsx_cell(True) is True
+    assert cell(Decimal("1.50")) == 1.5
+    assert cell(Decimal("NaN")) == "NaN"
+    assert cell(2**60) == str(2**60)
+    assert cell({"a": [1]}) == '{"a": [1]}'
+    assert cell(timedelta(hours=1)) == "1:00:00"
+    assert cell(date(2026, 1, 2)) == date(2026, 1, 2)
+    assert cell(datetime(2026, 1, 2, 3, tzinfo=UTC)) == datetime(2026, 1, 2, 3)
+    assert cell(None) is None and cell(True) is True
+    assert len(cell("x" * 40_000)) == XLSX_MAX_CHARS
+    assert header_names(("a", "?column?", "?column?", "a", "a (2)")) == [
+        "a",
+        "?column?",
+        "?column? (2)",
+        "a (2)",
+        "a (2) (2)",
+    ]
 
 
 def test_email_body_links_when_not_attached():

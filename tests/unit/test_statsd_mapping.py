@@ -146,7 +146,7 @@ def test_every_platform_metric_has_a_mapping_rule(mapping, use):
 def test_scanner_reads_keyword_and_helper_labels_and_refuses_dynamic_names(tmp_path):
     module = tmp_path / "mod.py"
     module.write_text(
-        "from include import metrics\n"
+        "from observability import metrics\n"
         "class B:\n"
         "    def _labels(self):\n"
         "        return {'breaker': self.name, 'target': self.target}\n"
@@ -159,7 +159,7 @@ def test_scanner_reads_keyword_and_helper_labels_and_refuses_dynamic_names(tmp_p
         ("x.calls", "counter", ("breaker", "target", "outcome")),
         ("x.seconds", "observer", ("report",)),
     ]
-    module.write_text("from include import metrics\nname = 'a'\nmetrics.gauge(name, 1)\n")
+    module.write_text("from observability import metrics\nname = 'a'\nmetrics.gauge(name, 1)\n")
     with pytest.raises(MetricScanError, match="string literal"):
         scan_file(module, tmp_path)
 

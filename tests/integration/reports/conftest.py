@@ -77,7 +77,7 @@ def insert_report(db, **fields: Any) -> int:
     from psycopg import sql
     from psycopg.types.json import Jsonb
 
-    values = {k: Jsonb(v) if k in ("parameters", "destinations") else v for k, v in fields.items()}
+    values = {k: Jsonb(v) if k in ("parameters", "destinations", "chart") else v for k, v in fields.items()}
     query = sql.SQL("INSERT INTO analytics_reports ({}) VALUES ({}) RETURNING id").format(
         sql.SQL(", ").join(map(sql.Identifier, values)), sql.SQL(", ").join(map(sql.Placeholder, values))
     )
@@ -103,9 +103,10 @@ def plant_run(db, *, location: str, age_days: float, retention_days: int, copies
     run_id = db.execute(
         """
         INSERT INTO analytics_report_runs (report_name, trigger, slot, run_key, sql, format, retention_days,
-            statement_timeout_seconds, max_attachment_bytes, status, file_name, location, generated_at, created_at)
+            statement_timeout_seconds, file_timeout_seconds, run_timeout_seconds, max_attachment_bytes, status,
+            file_name, location, generated_at, created_at)
         VALUES ('planted', 'adhoc', now() - make_interval(days => %(age)s), 'planted:' || gen_random_uuid(),
-            'SELECT 1', 'csv', %(retention)s, 60, 1000, 'delivered', 'planted.csv', %(location)s,
+            'SELECT 1', 'csv', %(retention)s, 60, 60, 60, 1000, 'delivered', 'planted.csv', %(location)s,
             now() - make_interval(days => %(age)s), now() - make_interval(days => %(age)s))
         RETURNING id
         """,

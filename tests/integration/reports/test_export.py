@@ -15,11 +15,11 @@ from tests.integration.reports.conftest import sales_csv
 
 @pytest.fixture
 def read_only(_sales_table, db):
-    """A connection in the READ ONLY transaction with a statement timeout that report SQL runs in."""
-    from hooks.warehouse import WarehouseHook
+    """A reader connection in the READ ONLY transaction with a statement timeout that report SQL runs in."""
+    from include.security.reader import reader_hook
 
     db.execute("TRUNCATE report_victim")
-    with WarehouseHook().read_only_transaction(statement_timeout=1) as conn:
+    with reader_hook("tests").read_only_transaction(statement_timeout=1) as conn:
         yield conn
 
 
@@ -105,10 +105,10 @@ def test_copy_itself_runs_only_one_statement(read_only, db):
 @pytest.mark.parametrize(
     ("sql", "message"),
     [
-        ("INSERT INTO report_victim VALUES (1) RETURNING id", "read-only transaction"),
+        ("INSERT INTO report_victim VALUES (1) RETURNING id", "INSERT statements never run"),
         ("WITH gone AS (DELETE FROM report_victim RETURNING id) SELECT * FROM gone", "read-only transaction"),
         ("SELECT set_config('transaction_read_only', 'off', true) AS x", "read-write mode"),
-        ("DELETE FROM report_victim", "returns rows"),
+        ("DELETE FROM report_victim", "DELETE statements never run"),
         ("SELECT pg_sleep(5) AS slow", "statement timeout"),
     ],
 )
@@ -126,9 +126,9 @@ def test_sql_that_writes_or_runs_too_long_is_refused(read_only, db, tmp_path, sq
 def test_xlsx_continues_on_a_new_sheet_when_one_is_full(read_only, tmp_path, monkeypatch):
     import openpyxl
 
-    from include.reports import export
+    from include.reports import xlsx
 
-    monkeypatch.setattr(export, "XLSX_MAX_ROWS", 16)  # a header and 15 rows per sheet
+    monkeypatch.setattr(xlsx, "XLSX_MAX_ROWS", 16)  # a header and 15 rows per sheet
     result = export_query(read_only, "SELECT id FROM sales ORDER BY id", None, tmp_path / "s.xlsx", format="xlsx")
 
     assert result.rows == 40

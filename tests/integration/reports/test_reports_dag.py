@@ -119,9 +119,9 @@ def test_scheduled_run_delivers_each_due_report_once_and_refuses_writing_sql(db,
     assert [(r[0], r[1], r[4]) for r in rows[1:]] == [(e[0], e[1], e[4]) for e in expected]
     assert [float(r[2]) for r in rows[1:]] == [float(e[2]) for e in expected]
 
-    # SQL that writes is refused by the read-only transaction, and recorded.
+    # SQL that writes is refused before it runs, and recorded.
     (writer_run,) = _runs(db, writer_id)
-    assert writer_run[4] == "failed" and "read-only transaction" in writer_run[9]
+    assert writer_run[4] == "failed" and "INSERT statements never run" in writer_run[9]
     assert db.execute("SELECT count(*) FROM report_victim").fetchone()[0] == 0
 
     # An invalid definition is recorded once, naming the field; reports not due or disabled do not run.

@@ -16,6 +16,7 @@ from __future__ import annotations
 import html
 import json
 import logging
+import os
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -76,9 +77,17 @@ def _configuration() -> list[dict[str, Any]]:
     return rows
 
 
-def _links() -> dict[str, str]:
-    from include.settings import grafana_url, prometheus_url
+def prometheus_url() -> str:
+    """Prometheus, as the browser reaches it (``PROMETHEUS_URL``)."""
+    return (os.environ.get("PROMETHEUS_URL") or "http://localhost:9090").rstrip("/")
 
+
+def grafana_url() -> str:
+    """Grafana, as the browser reaches it (``GRAFANA_URL``)."""
+    return (os.environ.get("GRAFANA_URL") or "http://localhost:3000").rstrip("/")
+
+
+def _links() -> dict[str, str]:
     return {
         "Grafana dashboard": grafana_url() + GRAFANA_DASHBOARD_PATH,
         "Prometheus: breaker states": prometheus_url() + "/graph?g0.expr=" + quote("platform_breaker_state"),

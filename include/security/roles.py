@@ -1,0 +1,268 @@
+"""Provision the platform's role and the reader role: ``python -m include roles setup|sql|check``.
+
+* **platform role** (connection ``warehouse``, dbt): a login role, not superuser. It owns the
+  platform's tables, the schemas it builds (dbt targets, the demo source data) and so the
+  materialized views it refreshes; it may create schemas in the database and tables in
+  ``public``, and reads every session's statistics (``pg_read_all_stats``: query statistics, lock
+  holders). It may read the granted data schemas (the catalog's exact counts).
+* **reader role** (connection ``warehouse_reader``): a login role, not superuser, member of no
+  role that reaches the server or other sessions, ``SELECT`` on the granted schemas only, no
+  privilege on any platform table, read-only sessions by default.
+
+The same SQL (``include/sql/roles/*.sql``) is executed by ``setup`` and printed by ``sql`` for a
+DBA who creates roles by hand. Everything is idempotent: run it again after adding a schema, or
+after new tables appear in a granted schema that no creator's default privileges cover.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from include.security.reader import PLATFORM_SCHEMA, platform_tables, private_tables
+from include.sql import load_sql
+
+if TYPE_CHECKING:
+    import psycopg
+    from psycopg import sql
+
+DEFAULT_PLATFORM_ROLE = "analytics_platform"
+DEFAULT_READER_ROLE = "analytics_reader"
+#: Environment variables holding the roles' passwords (``setup`` sets them when given).
+PASSWORD_ENV = {"platform": "PLATFORM_ROLE_PASSWORD", "reader": "READER_ROLE_PASSWORD"}
+_NAME = re.compile(r"^[^\x00$\"']{1,63}$")
+
+
+class RoleSetupError(RuntimeError):
+    """The roles could not be provisioned, or the reader is still not fit for user SQL."""
+
+
+@dataclass(frozen=True)
+class RolePlan:
+    """What ``setup`` provisions.
+
+    :param grant_schemas: schemas the reader may read (every table, view, materialized view).
+    :param own_schemas: schemas the platform's role owns (created when missing): dbt targets, raw data it loads.
+    :param creators: roles whose future tables in the granted schemas become readable (default
+        privileges), besides the platform's role (whose tables in ``public`` never do).
+    """
+
+    platform_role: str = DEFAULT_PLATFORM_ROLE
+    reader_role: str = DEFAULT_READER_ROLE
+    grant_schemas: tuple[str, ...] = ()
+    own_schemas: tuple[str, ...] = ()
+    creators: tuple[str, ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        names = [self.platform_role, self.reader_role, *self.grant_schemas, *self.own_schemas, *self.creators]
+        for name in names:
+            if not _NAME.match(name):
+                raise RoleSetupError(f"{name!r} is not a usable role or schema name (1-63 characters, no quotes or $)")
+        if self.platform_role == self.reader_role:
+            raise RoleSetupError("the platform's role and the reader role must be different roles")
+
+
+def setup_statements(plan: RolePlan, database: str) -> list[sql.Composed]:
+    """The statements ``setup`` executes, in order (each idempotent)."""
+    from psycopg import sql
+
+    from hooks.reader_privileges import SERVER_REACHING_ROLES
+
+    names = {
+        "platform": sql.Identifier(plan.platform_role),
+        "reader": sql.Identifier(plan.reader_role),
+        "platform_name": sql.Literal(plan.platform_role),
+        "reader_name": sql.Literal(plan.reader_role),
+        "database": sql.Identifier(database),
+        "platform_schema": sql.Identifier(PLATFORM_SCHEMA),
+        "platform_schema_name": sql.Literal(PLATFORM_SCHEMA),
+        "platform_tables": sql.Literal(list(platform_tables())),
+        "creators": sql.Literal(list(dict.fromkeys([plan.platform_role, *plan.creators]))),
+    }
+    reaching = list(SERVER_REACHING_ROLES)
+
+    def statement(name: str, **extra: sql.Composable) -> sql.Composed:
+        return sql.SQL(load_sql(f"roles/{name}.sql")).format(**names, **extra)
+
+    statements = [
+        statement("create_roles"),
+        statement("revoke_reaching_roles", member_name=names["reader_name"], roles=sql.Literal(reaching)),
+        statement(
+            "revoke_reaching_roles",
+            member_name=names["platform_name"],
+            roles=sql.Literal([r for r in reaching if r != "pg_read_all_stats"]),
+        ),
+        statement("grant_database"),
+        statement("own_platform_tables"),
+    ]
+    statements += [statement("own_schema", schema_name=sql.Literal(s)) for s in plan.own_schemas]
+    statements += [statement("grant_schema", schema_name=sql.Literal(s)) for s in plan.grant_schemas]
+    return statements
+
+
+def render_sql(plan: RolePlan, database: str) -> str:
+    """The plain SQL of :func:`setup_statements` for a DBA (run it as a superuser, e.g. with psql)."""
+    header = (
+        f"-- Roles of the analytics platform in database {database}: generated by\n"
+        "--   python -m include roles sql " + " ".join(_plan_arguments(plan)) + "\n"
+        "-- Run as a superuser. Passwords: ALTER ROLE ... PASSWORD '...'; (not part of this file).\n"
+    )
+    return header + "\n".join(s.as_string(None).strip() + "\n" for s in setup_statements(plan, database))
+
+
+def plan_arguments(plan: RolePlan) -> list[str]:
+    """The ``python -m include roles setup`` options that give ``plan``."""
+    return _plan_arguments(plan)
+
+
+def _plan_arguments(plan: RolePlan) -> list[str]:
+    arguments = []
+    if plan.platform_role != DEFAULT_PLATFORM_ROLE:
+        arguments += ["--platform-role", plan.platform_role]
+    if plan.reader_role != DEFAULT_READER_ROLE:
+        arguments += ["--reader-role", plan.reader_role]
+    for option, values in (("--own-schema", plan.own_schemas), ("--grant-schema", plan.grant_schemas)):
+        for value in values:
+            arguments += [option, value]
+    for creator in plan.creators:
+        arguments += ["--creator", creator]
+    return arguments
+
+
+def set_up_roles(conn: psycopg.Connection, plan: RolePlan, passwords: Mapping[str, str] | None = None) -> None:
+    """Provision both roles on ``conn`` (an administrator's session of the warehouse database).
+
+    :param passwords: ``{"platform": ..., "reader": ...}`` to set (hashed client-side with SCRAM);
+        by default the ``PLATFORM_ROLE_PASSWORD`` / ``READER_ROLE_PASSWORD`` environment variables.
+    :raises RoleSetupError: when the reader is still unfit afterwards (e.g. through a group role).
+    """
+    import psycopg
+
+    conn.autocommit = True
+    database = conn.execute("SELECT current_database()").fetchone()[0]
+    try:
+        for statement in setup_statements(plan, database):
+            conn.execute(statement)
+    except psycopg.Error as error:
+        raise RoleSetupError(f"setting up roles {plan.platform_role} / {plan.reader_role} failed: {error}") from error
+    _set_passwords(conn, plan, passwords)
+    problems = reader_problems_of(conn, plan.reader_role)
+    if problems:
+        raise RoleSetupError(f"role {plan.reader_role} may still not run user SQL: it " + "; it ".join(problems))
+
+
+def _set_passwords(conn: psycopg.Connection, plan: RolePlan, passwords: Mapping[str, str] | None) -> None:
+    from psycopg import sql
+
+    if passwords is None:
+        passwords = {kind: os.environ[var] for kind, var in PASSWORD_ENV.items() if os.environ.get(var)}
+    roles = {"platform": plan.platform_role, "reader": plan.reader_role}
+    for kind, password in passwords.items():
+        if not password:
+            continue
+        role = roles[kind]
+        hashed = conn.pgconn.encrypt_password(password.encode(), role.encode(), b"scram-sha-256").decode()
+        conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(role), sql.Literal(hashed)))
+
+
+def reader_problems_of(conn: psycopg.Connection, role: str) -> list[str]:
+    """What makes ``role`` unfit to run user SQL, checked from any session (the hook checks its own)."""
+    from hooks.reader_privileges import reader_problems
+
+    problems = reader_problems(conn, private_tables(), role=role)
+    if not conn.autocommit:
+        conn.rollback()
+    return problems
+
+
+def drop_roles(conn: psycopg.Connection, roles: Iterable[str]) -> None:
+    """Drop ``roles`` and what they own or were granted in this database (test sessions' own roles only)."""
+    from psycopg import sql
+
+    conn.autocommit = True
+    for role in roles:
+        exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [role]).fetchone()
+        if exists:
+            conn.execute(sql.SQL("DROP OWNED BY {} CASCADE").format(sql.Identifier(role)))
+            conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+
+
+# ----------------------------------------------------------------------------- command line
+
+
+def add_parser(sub) -> None:
+    """``python -m include roles setup|sql|check``."""
+    roles = sub.add_parser("roles", help="provision the platform's role and the reader role (see docs/security.md)")
+    actions = roles.add_subparsers(dest="action", required=True)
+    for name, help_text in (
+        ("setup", "create or update both roles and their grants, as the administrator at DATABASE_URL"),
+        ("sql", "print the same SQL for a DBA, without connecting"),
+        ("check", "say whether the reader role may run user SQL (as DATABASE_URL; exit 1 if not)"),
+    ):
+        action = actions.add_parser(name, help=help_text)
+        action.add_argument("--platform-role", default=DEFAULT_PLATFORM_ROLE, help="the platform's login role")
+        action.add_argument("--reader-role", default=DEFAULT_READER_ROLE, help="the login role of user SQL")
+        if name == "check":
+            continue
+        action.add_argument(
+            "--grant-schema",
+            action="append",
+            default=[],
+            metavar="SCHEMA",
+            help="the reader may read this schema (repeatable)",
+        )
+        action.add_argument(
+            "--own-schema",
+            action="append",
+            default=[],
+            metavar="SCHEMA",
+            help="the platform's role owns this schema, created if missing: dbt targets (repeatable)",
+        )
+        action.add_argument(
+            "--creator",
+            action="append",
+            default=[],
+            metavar="ROLE",
+            help="tables this role creates later in the granted schemas become readable (repeatable)",
+        )
+        if name == "sql":
+            action.add_argument("--database", default=None, help="database name (default: the one of DATABASE_URL)")
+    roles.set_defaults(func=_command)
+
+
+def _command(args) -> int:
+    import sys
+    from urllib.parse import urlsplit
+
+    import psycopg
+
+    from include.settings import database_url
+
+    if args.action == "check":
+        with psycopg.connect(database_url()) as conn:
+            problems = reader_problems_of(conn, args.reader_role)
+        for problem in problems:
+            print(f"role {args.reader_role} {problem}", file=sys.stderr)
+        print(f"role {args.reader_role} {'may not' if problems else 'may'} run user SQL")
+        return 1 if problems else 0
+    plan = RolePlan(
+        platform_role=args.platform_role,
+        reader_role=args.reader_role,
+        grant_schemas=tuple(args.grant_schema),
+        own_schemas=tuple(args.own_schema),
+        creators=tuple(args.creator),
+    )
+    if args.action == "sql":
+        print(render_sql(plan, args.database or urlsplit(database_url()).path.lstrip("/") or "analytics"), end="")
+        return 0
+    with psycopg.connect(database_url()) as conn:
+        try:
+            set_up_roles(conn, plan)
+        except RoleSetupError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 1
+    print(f"roles {plan.platform_role} (platform) and {plan.reader_role} (reader) are set up")
+    return 0
