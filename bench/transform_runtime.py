@@ -11,7 +11,9 @@ The local per-model mode (``DBT_EXECUTION_MODE=local``) is the second reference,
 
 Printed: DAG / command line for each size, the local-mode ratio, and the *tail*: the time from
 the end of the producer task (``dbt.dbt_build``) to the end of the run. Targets: ratio <= 1.25
-at 200 models and tail <= 10 s; the script exits non-zero when either is missed.
+at 200 models and tail <= 10 s; the script exits non-zero when either is missed. The stack
+connects as the database's owner: the benchmark's scratch database is its own, and what it
+times is scheduling, not privileges.
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import secrets
 import statistics
 import subprocess
 import sys
@@ -28,14 +29,14 @@ import textwrap
 import time
 from datetime import datetime
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
-from bench.common import emit_result, print_table
+from bench.common import Target, admin_database_url, create_scratch_database, drop_database, finish, print_table
 
 SIZES = (50, 200)
 LOCAL_MODE_MODELS = 50
-TARGET_RATIO = 1.25
-TARGET_TAIL_S = 10.0
+TARGET_RATIO = Target("<=", 1.25)
+TARGET_TAIL_S = Target("<=", 10.0)
 RUN_TIMEOUT_S = 3600
 LAYERS = 8
 SOURCE_ROWS = 2000
@@ -172,8 +173,21 @@ def cli_profiles_dir(work: Path, database_url: str, schema: str) -> Path:
 
 
 def command_line_seconds(env: dict[str, str], project: Path, profiles_dir: Path) -> float:
-    """The baseline: the same three dbt commands, one process each, as a shell script would run them."""
-    flags = ["--project-dir", str(project), "--profiles-dir", str(profiles_dir), "--quiet"]
+    """The baseline: the same three dbt commands, one process each, as a shell script would run them.
+
+    dbt keeps its partial-parse state in its target path: the command line gets one of its own
+    (kept between rounds, as a developer's checkout keeps it), not the DAG's.
+    """
+    target = profiles_dir / "target"
+    flags = [
+        "--project-dir",
+        str(project),
+        "--profiles-dir",
+        str(profiles_dir),
+        "--target-path",
+        str(target),
+        "--quiet",
+    ]
     started = time.perf_counter()
     for command in (["source", "freshness"], ["build"], ["docs", "generate"]):
         subprocess.run([DBT, *command, *flags], env=env, check=command != ["source", "freshness"], capture_output=True)
@@ -300,46 +314,28 @@ def _dag_known(api: Api) -> bool:
 # ---------------------------------------------------------------------- main
 
 
-def _scratch_database(database_url: str) -> str:
-    import psycopg
-    from psycopg import sql
-
-    name = f"bench_transform_{secrets.token_hex(4)}"
-    admin = urlunsplit(urlsplit(database_url)._replace(path="/postgres"))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    return urlunsplit(urlsplit(database_url)._replace(path=f"/{name}"))
-
-
-def _drop_database(database_url: str) -> None:
-    import psycopg
-    from psycopg import sql
-
-    admin = urlunsplit(urlsplit(database_url)._replace(path="/postgres"))
-    name = urlsplit(database_url).path.lstrip("/")
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=2, help="measured watcher runs per size (default 2)")
     parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
-    parser.add_argument("--local-models", type=int, default=LOCAL_MODE_MODELS)
+    parser.add_argument("--local-models", type=int, default=LOCAL_MODE_MODELS, help="0: no local-mode reference")
     args = parser.parse_args()
+
+    import psycopg
 
     from include.migrations import apply_migrations
 
-    database_url = _scratch_database(os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/analytics"))
+    def migrate(url: str) -> None:
+        with psycopg.connect(url) as conn:
+            apply_migrations(conn)
+
+    admin = admin_database_url()
+    database_url = create_scratch_database(admin, "bench_transform", migrate)
     work = Path(tempfile.mkdtemp(prefix="bench-transform-"))
     results = {}
     try:
-        import psycopg
-
-        with psycopg.connect(database_url) as conn:
-            apply_migrations(conn)
         configurations = []
-        for models in sorted(set(args.sizes) | {args.local_models}):
+        for models in sorted(set(args.sizes) | ({args.local_models} if args.local_models else set())):
             schema = f"bench_{models}"
             project = generate_project(work, models, schema)
             load_sources(database_url, schema)
@@ -356,7 +352,7 @@ def main() -> None:
             print(f"== {configuration['name']}", flush=True)
             results[configuration["name"]] = measure(configuration, work, args.repeat)
     finally:
-        _drop_database(database_url)
+        drop_database(admin, database_url)
 
     rows = [
         [
@@ -374,23 +370,20 @@ def main() -> None:
     ratio = results[f"watcher_{largest}"]["ratio"]
     tail = results[f"watcher_{largest}"]["tail"]
     local = results.get(f"local_{args.local_models}")
-    ok = ratio <= TARGET_RATIO and tail is not None and tail <= TARGET_TAIL_S
-    emit_result(
+    finish(
         "transform_runtime",
         ratio,
-        f"<= {TARGET_RATIO} at {largest} models and tail <= {TARGET_TAIL_S:g} s",
+        TARGET_RATIO,
+        checks={"tail_s": (tail if tail is not None else float("inf"), TARGET_TAIL_S)},
         models=largest,
         ratio_by_models={str(m): round(results[f"watcher_{m}"]["ratio"], 3) for m in args.sizes},
         local_mode_ratio=round(local["ratio"], 3) if local else None,
         local_mode_models=args.local_models if local else None,
-        tail_s=round(tail, 2) if tail is not None else None,
         dag_s={name: [round(s, 1) for s in r["dag_s"]] for name, r in results.items()},
         cli_s={name: [round(s, 1) for s in r["cli_s"]] for name, r in results.items()},
+        tails_s={name: [None if t is None else round(t, 2) for t in r["tail_s"]] for name, r in results.items()},
         load_avg={name: r["load"] for name, r in results.items()},
-        met=ok,
     )
-    if not ok:
-        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -192,9 +192,11 @@ class RunResultsReader:
     """The triggerer's side: one per (DAG, run, producer), shared by every trigger waiting on that run.
 
     ``fetch(key)`` returns the producer's XCom ``key`` (or ``None``); ``fetch_states()`` the states
-    of every task instance of the run. Both are coroutines; :meth:`subscribe` builds them from the
-    Task SDK (the triggerer forwards those calls to the API server). The task states are read
-    every :data:`STATE_INTERVAL` seconds, for all the run's waiting triggers at once.
+    of every task instance of the run. :meth:`subscribe` builds them from the Task SDK (the
+    triggerer forwards those calls to the API server). They are called on the event loop itself,
+    through a greenback portal as the triggerer's own comms expect, never from another thread.
+    The task states are read every :data:`STATE_INTERVAL` seconds, for all the run's waiting
+    triggers at once.
     """
 
     _readers: ClassVar[dict[tuple[str, str, str], RunResultsReader]] = {}
@@ -208,6 +210,7 @@ class RunResultsReader:
         self.task_states: dict[str, str | None] = {}
         self._subscribers = 0
         self._changed = asyncio.Event()
+        self._stopping = asyncio.Event()
         self._task: asyncio.Task | None = None
 
     # ------------------------------------------------------------------ sharing
@@ -229,7 +232,15 @@ class RunResultsReader:
             reader._subscribers -= 1
             if reader._subscribers == 0:
                 cls._readers.pop(key, None)
-                reader._task.cancel()
+                await reader._stop()
+
+    async def _stop(self) -> None:
+        """Stop polling, and wait for a read in flight: none may reach the Task SDK after its trigger ended."""
+        self._stopping.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(self._task), timeout=30)
+        except (TimeoutError, asyncio.CancelledError):
+            self._task.cancel()
 
     async def changed(self, timeout: float) -> None:
         """Wait until the reader learned something new (or ``timeout`` seconds)."""
@@ -244,8 +255,12 @@ class RunResultsReader:
         self._changed = asyncio.Event()
 
     async def _poll(self) -> None:
+        with contextlib.suppress(ImportError):
+            import greenback
+
+            await greenback.ensure_portal()  # lets the Task SDK's sync calls await the triggerer's comms
         last_states = 0.0
-        while True:
+        while not self._stopping.is_set():
             try:
                 if time.monotonic() - last_states >= STATE_INTERVAL:
                     last_states = time.monotonic()
@@ -256,10 +271,11 @@ class RunResultsReader:
                 raise
             except Exception:
                 log.warning("could not read the dbt results of %s yet", self.key, exc_info=True)
-            await asyncio.sleep(POLL_INTERVAL)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), POLL_INTERVAL)
 
     async def _read_states(self) -> None:
-        states = await self._fetch_states()
+        states = self._fetch_states()
         producer_state = states.get(self.producer_task_id)
         changed = states != self.task_states
         self.task_states = states
@@ -276,7 +292,7 @@ class RunResultsReader:
             self._notify()
 
     async def _read_journal(self) -> None:
-        head = await self._fetch(HEAD_KEY)
+        head = self._fetch(HEAD_KEY)
         if not isinstance(head, dict) or not head.get("attempt"):
             return
         state = self.state
@@ -285,7 +301,7 @@ class RunResultsReader:
             state.attempt, state.next_batch, state.end = head["attempt"], 0, None
             self._notify()
         while state.next_batch < int(head.get("batches") or 0):
-            batch = await self._fetch(batch_key(state.attempt, state.next_batch))
+            batch = self._fetch(batch_key(state.attempt, state.next_batch))
             if batch is None:
                 return  # the attempt was replaced meanwhile; the next head says by what
             state.next_batch += 1
@@ -299,10 +315,9 @@ class RunResultsReader:
 
 
 def _task_sdk_fetchers(dag_id: str, run_id: str, producer_task_id: str):
-    """Coroutines reading the producer's XComs and the run's task states through the Task SDK."""
+    """Functions reading the producer's XComs and the run's task states through the Task SDK."""
     from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
     from airflow.sdk.execution_time.xcom import XCom
-    from asgiref.sync import sync_to_async
 
     def fetch(key: str) -> Any:
         return XCom.get_one(run_id=run_id, key=key, task_id=producer_task_id, dag_id=dag_id, map_index=-1)
@@ -312,4 +327,4 @@ def _task_sdk_fetchers(dag_id: str, run_id: str, producer_task_id: str):
         run_states = states.get(run_id, {})
         return {task_id: (str(state) if state is not None else None) for task_id, state in run_states.items()}
 
-    return sync_to_async(fetch), sync_to_async(fetch_states)
+    return fetch, fetch_states

@@ -72,8 +72,12 @@ class _NodeEvents:
         self._lines: dict[str, list[str]] = {}
         self._upstream_failed: set[str] = set()
         self._lock = threading.Lock()
+        #: Off while dbt does not run nodes (``docs generate`` compiles every node and "finishes" it).
+        self.recording = True
 
     def __call__(self, event: Any) -> None:
+        if not self.recording:
+            return
         name = event.info.name
         if name not in _NODE_LINE_EVENTS and name != "NodeFinished":
             return
@@ -169,6 +173,7 @@ class DbtBuildProducerOperator(DbtCircuitBreakerMixin, DbtBuildLocalOperator):
     def _generate_docs(self, context: Any, journal: JournalWriter) -> None:
         if not self.docs_callback:
             return
+        self._events.recording = False
         try:
             with self._command(
                 ["docs", "generate"],

@@ -12,6 +12,7 @@ import textwrap
 from datetime import UTC, datetime
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from hooks.dbt_breaker import DbtWarehouseUnreachableError, breaker_target, dbt_breaker, guarded_dbt_invocation
@@ -171,7 +172,7 @@ def test_an_unreachable_warehouse_is_recognised_in_subprocess_mode_too(probe_pro
 
 
 def test_the_dbt_build_refused_by_the_open_breaker_waits_and_then_runs_without_using_a_retry(
-    tmp_path, monkeypatch, redis_client
+    tmp_path, monkeypatch, redis_client, test_env
 ):
     """End to end (watcher mode, dag.test): the warehouse fails just before the build's first dbt call
     (opening the breaker), so the call is refused and the build rescheduled while the model's task
@@ -186,8 +187,12 @@ def test_the_dbt_build_refused_by_the_open_breaker_waits_and_then_runs_without_u
     from include.transform.manifest import build_manifest
     from include.transform.project import DbtProject
     from tests.support.dags import run_dag_object
+    from tests.support.environment import grant_schema
     from tests.support.transform import in_dependency_order, load_transform_dag
 
+    with psycopg.connect(test_env.database_url, autocommit=True) as conn:
+        conn.execute("CREATE SCHEMA IF NOT EXISTS tiny")
+        grant_schema(test_env, conn, "tiny", platform_owns=True)  # dbt builds as the platform's role
     project = tmp_path / "tiny"
     (project / "models").mkdir(parents=True)
     (project / "dbt_project.yml").write_text(f"name: tiny\nversion: '1.0.0'\nconfig-version: 2\nprofile: {PROFILE}\n")

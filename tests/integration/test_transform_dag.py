@@ -131,6 +131,23 @@ def test_the_ui_serves_the_generated_docs(good_run: DagRunResult):
     assert "model.analytics.daily_revenue" in catalog.json()["nodes"]
 
 
+@pytest.fixture
+def local_mode(monkeypatch):
+    monkeypatch.setenv("DBT_EXECUTION_MODE", "local")
+
+
+def test_local_mode_runs_dbt_task_by_task(local_mode, good_run: DagRunResult, database_url: str):
+    from operators.guarded_dbt import GuardedDbtRunLocalOperator
+
+    dag = load_transform_dag()
+    assert "dbt.dbt_build" not in dag.task_dict
+    assert type(dag.get_task("dbt.fct_orders.run")) is GuardedDbtRunLocalOperator  # dbt run, then dbt test
+    result = run_dag_object(without_retries(dag))
+    assert result.state == "success", result.failed_tasks()
+    assert set(result.task_states.values()) == {"success"}
+    assert _rows(database_url, "SELECT count(*) FROM marts.dim_customers") == [(5,)]
+
+
 @pytest.fixture(scope="module")
 def broken_run(good_run: DagRunResult, database_url: str):
     """A run after a bad order arrived and the customers loader stopped (source now 3 days old)."""
@@ -182,20 +199,3 @@ def test_an_unreachable_warehouse_fails_the_build_and_counts_against_the_dbt_bre
     status = read_status(default_store(), "dbt", "analytics.warehouse")
     assert status.failures == 1  # one dbt invocation; two more would open the breaker
     assert "Connection refused" in status.last_error
-
-
-@pytest.fixture
-def local_mode(monkeypatch):
-    monkeypatch.setenv("DBT_EXECUTION_MODE", "local")
-
-
-def test_local_mode_runs_dbt_task_by_task(local_mode, good_run: DagRunResult, database_url: str):
-    from operators.guarded_dbt import GuardedDbtRunLocalOperator
-
-    dag = load_transform_dag()
-    assert "dbt.dbt_build" not in dag.task_dict
-    assert type(dag.get_task("dbt.fct_orders.run")) is GuardedDbtRunLocalOperator  # dbt run, then dbt test
-    result = run_dag_object(dag)
-    assert result.state == "success", result.failed_tasks()
-    assert set(result.task_states.values()) == {"success"}
-    assert _rows(database_url, "SELECT count(*) FROM marts.dim_customers") == [(5,)]

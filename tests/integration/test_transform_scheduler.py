@@ -108,8 +108,7 @@ def _sql(database_url: str, *statements: str) -> list[tuple]:
 def _load_orders(database_url: str) -> None:
     _sql(
         database_url,
-        f"DROP SCHEMA IF EXISTS {RAW} CASCADE",
-        f"CREATE SCHEMA {RAW}",
+        f"DROP TABLE IF EXISTS {RAW}.orders",
         f"CREATE TABLE {RAW}.orders (order_id int, status text, amount text, loaded_at timestamptz DEFAULT now())",
         f"INSERT INTO {RAW}.orders (order_id, status, amount) VALUES (1, 'placed', '10'), (2, 'shipped', '20'),"
         " (3, 'shipped', '5')",
@@ -172,10 +171,15 @@ def stack(test_env, tmp_path_factory):
     from devstack.stack import LocalStack
     from include.transform.manifest import build_manifest
     from include.transform.project import DbtProject
+    from tests.support.environment import grant_schema
 
     root = tmp_path_factory.mktemp("transform_scheduler")
     project = _second_project(root)
-    _load_orders(test_env.database_url)
+    with psycopg.connect(test_env.database_url, autocommit=True) as conn:
+        for schema in (RAW, SCHEMA):  # dbt runs as the platform's role, which owns what it builds
+            conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+            grant_schema(test_env, conn, schema, platform_owns=True)
+    _load_orders(test_env.platform_url)
     env = {
         "DBT_PROJECT_PATH": str(project),
         "DBT_SCHEMA": SCHEMA,
@@ -185,7 +189,14 @@ def stack(test_env, tmp_path_factory):
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",  # only transform runs here
     }
     build_manifest(DbtProject.from_env(env))
-    local = LocalStack(root / "stack", test_env.database_url, test_env.redis_url, port=free_port(), extra_env=env)
+    local = LocalStack(
+        root / "stack",
+        test_env.platform_url,
+        test_env.redis_url,
+        reader_url=test_env.reader_url,
+        port=free_port(),
+        extra_env=env,
+    )
     try:
         local.up()
         api = Api(local.url, local.admin_password())
@@ -257,7 +268,7 @@ def test_a_failing_model_skips_what_is_downstream_and_clearing_it_rebuilds_it_al
     """Then the data is fixed and the model's task cleared (with its downstream): the model is
     rebuilt by its own task, then the model after it; the rest of the project is not rebuilt."""
     local, api, _ = stack
-    db = test_env.database_url
+    db = test_env.platform_url
     _sql(db, f"INSERT INTO {RAW}.orders (order_id, status, amount) VALUES (4, 'placed', 'n/a')")
     run_id = api.trigger()
     run = api.wait(run_id)
@@ -297,7 +308,7 @@ def test_a_failing_model_skips_what_is_downstream_and_clearing_it_rebuilds_it_al
 
 def test_a_failing_test_skips_the_models_downstream(stack, test_env):
     local, api, _ = stack
-    db = test_env.database_url
+    db = test_env.platform_url
     _sql(db, f"INSERT INTO {RAW}.orders (order_id, status, amount) VALUES (5, 'lost in transit', '1')")
     try:
         run_id = api.trigger()
@@ -315,7 +326,7 @@ def test_a_failing_test_skips_the_models_downstream(stack, test_env):
 
 def test_a_stale_source_gates_its_models(stack, test_env):
     local, api, _ = stack
-    db = test_env.database_url
+    db = test_env.platform_url
     _sql(db, f"UPDATE {RAW}.orders SET loaded_at = now() - interval '3 days'")
     try:
         run_id = api.trigger()
