@@ -222,7 +222,7 @@ def test_the_dbt_build_refused_by_the_open_breaker_waits_and_then_runs_without_u
 
     assert down == ["dbt.dbt_build"]
     assert result.state == "success", result.task_states
-    assert result.task_states["dbt.tiny_model_run"] == "success"
+    assert result.task_states["dbt.tiny_model_model_build"] == "success"
     assert result.try_numbers["dbt.dbt_build"] == 1  # waited, no retry used
     with create_session() as session:
         reschedules = (
