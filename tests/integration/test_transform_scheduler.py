@@ -35,7 +35,7 @@ def _write(path: Path, text: str) -> None:
 
 
 def _second_project(root: Path) -> Path:
-    """stg_orders (view on a fresh source) -> orders_by_status (casts amounts) -> status_report."""
+    """stg_orders (a view on a source with freshness) -> orders_by_status (casts amounts) -> status_report (tables)."""
     project = root / "shop_watch"
     _write(
         project / "dbt_project.yml",
@@ -64,6 +64,7 @@ def _second_project(root: Path) -> Path:
               loaded_at_field: loaded_at
               freshness:
                 error_after: {{count: 24, period: hour}}
+              meta: {{cosmos: {{operator_kwargs: {{retries: 0}}}}}}
             tables:
               - name: orders
         models:
@@ -83,7 +84,8 @@ def _second_project(root: Path) -> Path:
         """,
     )
     _write(
-        project / "models" / "stg_orders.sql", "select order_id, status, amount from {{ source('shop', 'orders') }}\n"
+        project / "models" / "stg_orders.sql",
+        "{{ config(materialized='view') }}\nselect order_id, status, amount from {{ source('shop', 'orders') }}\n",
     )
     _write(
         project / "models" / "orders_by_status.sql",
@@ -200,8 +202,10 @@ def stack(test_env, tmp_path_factory):
     try:
         local.up()
         api = Api(local.url, local.admin_password())
+        wait_until(lambda: _parsed(api), what="the dag-processor to parse transform", timeout=180)
+        api.session.patch(f"{api.url}/dags/transform", json={"is_paused": False}, timeout=60).raise_for_status()
         wait_until(
-            lambda: api.get("/dags/transform/dagRuns")["dag_runs"], what="the first (scheduled) run", timeout=180
+            lambda: api.get("/dags/transform/dagRuns")["dag_runs"], what="the first (scheduled) run", timeout=120
         )
         yield local, api, root
     finally:
