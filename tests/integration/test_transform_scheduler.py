@@ -310,16 +310,25 @@ def test_a_failing_model_skips_what_is_downstream_and_clearing_it_rebuilds_it_al
     assert "PASS unique_orders_by_status_status" in _events(worker)  # its tests ran again too
 
 
-def test_a_failing_test_skips_the_models_downstream(stack, test_env):
-    local, api, _ = stack
-    db = test_env.platform_url
-    _sql(db, f"INSERT INTO {RAW}.orders (order_id, status, amount) VALUES (5, 'lost in transit', '1')")
+def _run_on(api: Api, database_url: str, change: str, undo: str) -> tuple[str, dict, dict[str, str]]:
+    """A run on changed source data (changed back afterwards): its id, the run and its task states."""
+    _sql(database_url, change)
     try:
         run_id = api.trigger()
         run = api.wait(run_id)
     finally:
-        _sql(db, f"DELETE FROM {RAW}.orders WHERE order_id = 5")
-    states = api.states(run_id)
+        _sql(database_url, undo)
+    return run_id, run, api.states(run_id)
+
+
+def test_a_failing_test_skips_the_models_downstream(stack, test_env):
+    local, api, _ = stack
+    run_id, run, states = _run_on(
+        api,
+        test_env.platform_url,
+        f"INSERT INTO {RAW}.orders (order_id, status, amount) VALUES (5, 'lost in transit', '1')",
+        f"DELETE FROM {RAW}.orders WHERE order_id = 5",
+    )
     assert run["state"] == "failed"
     assert states["dbt.stg_orders_model_build"] == "failed"  # the model was built, its test failed
     assert states["dbt.orders_by_status_model_build"] == "skipped"
@@ -330,14 +339,12 @@ def test_a_failing_test_skips_the_models_downstream(stack, test_env):
 
 def test_a_stale_source_gates_its_models(stack, test_env):
     local, api, _ = stack
-    db = test_env.platform_url
-    _sql(db, f"UPDATE {RAW}.orders SET loaded_at = now() - interval '3 days'")
-    try:
-        run_id = api.trigger()
-        run = api.wait(run_id)
-    finally:
-        _sql(db, f"UPDATE {RAW}.orders SET loaded_at = now()")
-    states = api.states(run_id)
+    run_id, run, states = _run_on(
+        api,
+        test_env.platform_url,
+        f"UPDATE {RAW}.orders SET loaded_at = now() - interval '3 days'",
+        f"UPDATE {RAW}.orders SET loaded_at = now()",
+    )
     assert run["state"] == "failed"
     assert states["dbt.shop_orders_source"] == "failed"
     for model in MODELS:
