@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: help venv run run-celery stop status test test-unit chromium lint format bench lock clean dbt-manifest
+.PHONY: help venv run run-celery stop status test test-unit chromium lint format bench lock clean dbt-manifest registry
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -44,6 +44,12 @@ format: venv  ## apply ruff fixes and formatting
 dbt-manifest: venv  ## build dbt/target/manifest.json for the transform DAG (dbt parse; no database needed)
 	$(BIN)/python -m include dbt manifest
 
+# The registry is generated in a throw-away AIRFLOW_HOME, for the bundled dbt project: what is
+# committed never depends on the machine that wrote it.
+registry: venv dbt-manifest  ## write docs/task-registry.md (every DAG and task) from the DAGs; commit the result
+	home=$$(mktemp -d) && trap 'rm -rf "$$home"' EXIT && \
+	env -u DBT_PROJECT_PATH -u DBT_PROFILES_DIR -u DBT_MANIFEST_PATH AIRFLOW_HOME="$$home" $(BIN)/python -m include registry
+
 # test-unit points the warehouse and Redis at a closed port: a unit or DAG test that tried to reach
 # either would fail. tests/integration/conftest.py alone sets up the real services.
 NO_SERVICES := DATABASE_URL=postgresql://postgres@127.0.0.1:1/no_service REDIS_URL=redis://127.0.0.1:1/0
@@ -57,8 +63,8 @@ chromium:  ## Chromium for the breaker page test: found, else installed (apt-get
 test: chromium venv lint test-unit  ## the whole suite: test-unit, then the rest against real PostgreSQL and Redis (started if down)
 	$(BIN)/pytest tests --ignore=tests/unit --ignore=tests/dags
 
-bench: venv  ## every benchmark in bench/ (a ratio against an in-run baseline each); fails naming those that missed
-	$(BIN)/python -m bench
+bench: venv  ## every benchmark in bench/ (or BENCH="breaker catalog"); fails naming those that missed their target
+	$(BIN)/python -m bench $(BENCH)
 
 lock: venv  ## regenerate constraints.txt from a clean install of requirements-dev.txt
 	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock

@@ -2,7 +2,7 @@
 ### Alerts
 
 SQL threshold alerts with state and a notification outbox: the job of the old worker's `alerts`
-queue (concurrency 4). Definitions live in `analytics_alerts`; alerts kept as code in
+queue. Definitions live in `analytics_alerts`; alerts kept as code in
 `include/alerts/definitions/*.yaml` are synced into it on every run.
 
 * **sync_definitions**: validates the YAML files against `include/alerts/alert.schema.json` and
@@ -10,8 +10,8 @@ queue (concurrency 4). Definitions live in `analytics_alerts`; alerts kept as co
   and skipped, the others still sync.
 * **create_threshold_alert**: when the trigger form asks for it, creates a threshold alert on a
   catalog object without SQL (row count drop in %, or freshness of a timestamp column).
-* **plan_batches** / **evaluate_batch**: the due alerts are evaluated in parallel batches (one
-  mapped task per batch, at most 4 at a time in the `alerts` pool). Each alert's SQL runs on the
+* **plan_batches** / **evaluate_batch**: the alerts of this run are evaluated in parallel batches (one
+  mapped task per batch, as many at a time as the `alerts` pool has slots). Each alert's SQL runs on the
   least-privilege reader connection `warehouse_reader` (refused if that role is privileged), is
   described on the server first (one query returning rows; `COPY`, `DO`... never run), and runs in
   a READ ONLY transaction with its statement timeout, through the `database` circuit breaker. States
@@ -27,9 +27,15 @@ queue (concurrency 4). Definitions live in `analytics_alerts`; alerts kept as co
 * **check_evaluation**: fails when a batch (or the planning) failed, so that a run whose alerts
   were not all checked never ends as a success; skipped otherwise.
 
-**Schedule**: every 5 minutes (an alert's own `check_interval` can make it less frequent).
-**Pool**: `alerts` (4 slots). Trigger with the form (Params) to evaluate chosen alerts now, to
-preview a run (`dry_run`), or to create a catalog threshold alert.
+**Data-aware**: besides its clock, the DAG runs within seconds of an asset event through the
+aliases `dbt_models` (a model `transform` built) and `materialized_views` (a view `analytics`
+refreshed). Such a run evaluates only the alerts that read a relation that changed (found from
+their SQL by `sync_definitions`, or declared: `reads`) and whose `schedule` is `on_change` or
+`clock_and_change`; the triggering events are in the task log and in
+`analytics_alert_events.triggered_by`. A clock run evaluates the alerts whose `schedule` is
+`clock` or `clock_and_change` and whose own `check_interval` has passed. Trigger with the form
+(Params) to evaluate chosen alerts now, to preview a run (`dry_run`), or to create a catalog
+threshold alert.
 
 **When it fails**: a definition error names the file, alert and field (task log of
 `sync_definitions`, and `analytics_refresh_log` job `alerts.sync_definitions`). An alert whose SQL
@@ -49,11 +55,12 @@ from __future__ import annotations
 from airflow.sdk import Param, task
 
 from include.categories import platform_dag
+from include.lineage.assets import RELATION_ALIASES, clock_or_changes
 
 with platform_dag(
     dag_id="alerts",
     category="alerts",
-    schedule="*/5 * * * *",
+    schedule=clock_or_changes("*/5 * * * *", RELATION_ALIASES),
     doc_md=__doc__,
     params={
         "only_alerts": Param(
@@ -75,8 +82,8 @@ with platform_dag(
             minimum=1,
             maximum=1000,
             title="Alerts per evaluation task",
-            description="At most this many alerts per mapped evaluation task (smaller batches, not below 25, "
-            "when that keeps all 4 alerts pool slots busy).",
+            description="At most this many alerts per mapped evaluation task (smaller batches, down to a "
+            "minimum, when that keeps every slot of the alerts pool busy).",
         ),
         "create_alert": Param(
             "none",
@@ -127,7 +134,7 @@ with platform_dag(
         """Split the due alerts into batches for the mapped evaluation."""
         from include.alerts.tasks import plan
 
-        return plan(context["run_id"], context["params"])
+        return plan(context)
 
     @task
     def evaluate_batch(alert_ids: list[int], **context) -> dict:

@@ -1,7 +1,7 @@
 """
 ### Analytics maintenance
 
-The jobs of the old worker's `analytics` queue (concurrency 2): catalog metadata, materialized
+The jobs of the old worker's `analytics` queue: catalog metadata, materialized
 views, query statistics and log cleanup, in the warehouse, through the `warehouse` connection and
 its `database` circuit breaker. Every job writes its runs to `analytics_refresh_log`.
 
@@ -9,7 +9,7 @@ its `database` circuit breaker. Every job writes its runs to `analytics_refresh_
   which jobs are due; the others skip with the reason in their log.
 * **plan_materialized_views** → **refresh_materialized_view** (one mapped task per view) →
   **check_materialized_views**: every materialized view of the configured schemas, a view that
-  reads another after it, independent views in parallel within the pool's 2 slots.
+  reads another after it, independent views in parallel within the pool's slots.
   `CONCURRENTLY` when the view is populated and has a usable unique index, a plain refresh
   otherwise; `lock_timeout`, a per-view advisory lock (a second refresh of the same view skips),
   `ANALYZE` after.
@@ -23,14 +23,17 @@ its `database` circuit breaker. Every job writes its runs to `analytics_refresh_
 * **notify_analytics_api**: tells the analytics API service (connection `analytics_api`) what was
   refreshed so it drops stale caches; a failed notification never fails the run.
 
-**Schedule**: the DAG runs every 15 minutes; each job runs when its own cron schedule (UTC) has
-fired since its last run: catalog hourly (`0 * * * *`), materialized views hourly (`0 * * * *`),
-query statistics every 15 minutes (`*/15 * * * *`), log cleanup daily at 03:30 (`30 3 * * *`).
-Change them at run time in the Variable `analytics_config`, e.g.
-`{"schedule": {"catalog": "*/30 * * * *", "log_cleanup": null}}` (null turns a job off). Trigger the
-DAG with `{"jobs": ["catalog"]}` to run chosen jobs now whatever their schedule.
+**Data-aware**: the DAG also runs within seconds of an asset event through the alias
+`dbt_models` (a model `transform` built). Such a run refreshes only the materialized views that
+read a model that changed (directly or through views) and the views that read those, in
+dependency order; every view refreshed emits an asset event through `materialized_views` (alerts
+and reports that read it run next). The other jobs keep their clocks.
 
-**Pool**: `analytics` (2 slots). **Configuration**: see README, "Analytics maintenance".
+**Schedule**: each job runs when its own cron schedule (UTC) has fired since its last run
+(defaults in `include/analytics/config.py`, listed in docs/task-registry.md). Change them at run
+time in the Variable `analytics_config`, e.g. `{"schedule": {"catalog": "*/30 * * * *",
+"log_cleanup": null}}` (null turns a job off). Trigger the DAG with `{"jobs": ["catalog"]}` to run
+chosen jobs now whatever their schedule. **Configuration**: docs/analytics.md.
 
 **When it fails**: `check_materialized_views` fails naming every view whose refresh failed and why
 (the view's own task is failed too; views reading it are skipped); `refresh_catalog` and
@@ -41,15 +44,16 @@ DAG with `{"jobs": ["catalog"]}` to run chosen jobs now whatever their schedule.
 
 from __future__ import annotations
 
-from airflow.sdk import Param, task
+from airflow.sdk import AssetAlias, Param, task
 
 from include.analytics.config import JOBS
 from include.categories import platform_dag
+from include.lineage.assets import DBT_MODELS, MATERIALIZED_VIEWS, clock_or_changes
 
 with platform_dag(
     dag_id="analytics",
     category="analytics",
-    schedule="*/15 * * * *",
+    schedule=clock_or_changes("*/15 * * * *", [DBT_MODELS]),
     doc_md=__doc__,
     tags=["catalog"],
     params={
@@ -84,9 +88,9 @@ with platform_dag(
 
         return tasks.plan_materialized_views(context)
 
-    @task(map_index_template="{{ view_label | default('') }}")
+    @task(map_index_template="{{ view_label | default('') }}", outlets=[AssetAlias(MATERIALIZED_VIEWS)])
     def refresh_materialized_view(view: dict, **context) -> dict:
-        """Refresh one materialized view (after the views it reads)."""
+        """Refresh one materialized view (after the views it reads); an asset event when it refreshed."""
         from include.analytics import tasks
 
         return tasks.refresh_materialized_view(view, context)

@@ -1,7 +1,7 @@
 """
 ### Monitoring
 
-Watches the platform itself, the job of the old worker's `monitoring` queue (concurrency 1).
+Watches the platform itself, the job of the old worker's `monitoring` queue.
 
 * **apply_schema_migrations**: brings the platform tables up to date (a no-op when they are).
 * **check_health**: reachability and latency of the warehouse, Redis, the SMTP server and the
@@ -17,11 +17,9 @@ Watches the platform itself, the job of the old worker's `monitoring` queue (con
 
 The four tasks after the migrations are independent: one failing never stops the others.
 
-**Schedule**: every 5 minutes. **Pool**: `monitoring` (1 slot).
-
 **When it fails**: *check_health* fails without retrying when a check fails; its log names every
 failed check and its error, and `health_checks` (`status = 'failed'`) keeps the history (the
-next run five minutes later checks again). *compute_task_statistics* fails when the api-server
+next run checks again). *compute_task_statistics* fails when the api-server
 refuses the `airflow_api` connection's credentials. A warehouse outage opens the `database`
 circuit breaker: tasks then wait (state *up for reschedule*) instead of failing; see the
 *Circuit breakers* page or `python -m include breakers status`.

@@ -2,7 +2,7 @@
 ### Reports
 
 Generates the reports defined in `analytics_reports` and delivers them by email and to object
-storage, the job of the old worker's `reports` queue (concurrency 2).
+storage, the job of the old worker's `reports` queue.
 
 * **validate_request**: checks the trigger's conf / form fields (ad-hoc runs) and names any bad field.
 * **plan_runs**: scheduled runs create one run per report whose cron slot fell due since its last
@@ -18,12 +18,15 @@ Ad-hoc: `airflow dags trigger reports --conf '{"report_id": 7}'` (or `"report_na
 query: `--conf '{"sql": "SELECT ...", "format": "xlsx", "recipients": ["a@example.com"]}'`;
 the UI's trigger form shows the same fields.
 
-**Schedule**: every 15 minutes (reports have their own cron schedules and time zones).
-**Pool**: `reports` (2 slots).
+Reports have their own cron schedules and time zones; the DAG's schedule is how often they are
+looked at.
 
-**When it fails**: an invalid trigger fails *validate_request* with a message naming the field. A
-report whose SQL fails, is refused (it must be one read-only SELECT) or times out fails its
-*report.generate* task without retries; the error is kept in `analytics_report_runs.error`. A
+**When it fails**: an invalid trigger fails *validate_request* with a message naming the field (a
+destination outside `REPORTS_ALLOWED_DESTINATIONS` names the allowed ones; more recipients than the maximum
+are refused). A report whose SQL fails, is refused (it must be one read-only query, run on the
+reader connection `warehouse_reader`), lacks a privilege or times out fails its *report.generate*
+task without retries; the error is kept in `analytics_report_runs.error`. A missing or privileged
+reader connection fails the task at once, naming it (see docs/security.md). A
 failed delivery stays in `analytics_report_deliveries` (status `failed`, with the error) and is
 retried by the task's retries and by the next runs. A broken report never stops the others.
 """
@@ -88,7 +91,8 @@ PARAMS = {
         None,
         type=["null", "string"],
         title="Object storage destination",
-        description="Copy the file to s3://bucket/prefix (or s3://conn_id@bucket/prefix, file:///dir).",
+        description="Copy the file to an allowed destination: its name (exports, exports/q3) or a URL under it "
+        "(the operator's REPORTS_ALLOWED_DESTINATIONS; anything else is refused, naming the choices).",
     ),
     "name": Param(
         None,
@@ -111,7 +115,7 @@ with platform_dag(
     doc_md=__doc__,
     tags=["ad-hoc"],
     params=PARAMS,
-    # Ad-hoc triggers need not wait for a scheduled run; the pool caps the work at 2 tasks, and
+    # Ad-hoc triggers need not wait for a scheduled run; the pool caps the work, and
     # unique keys and claims keep overlapping runs from doing anything twice.
     max_active_runs=4,
 ):
@@ -133,14 +137,14 @@ with platform_dag(
     @task
     def generate(report_run: int, **context) -> dict:
         """Generate the report file of one run (once, whatever the retries)."""
-        from include.reports.runs import generate_run
+        from include.reports.generation import generate_run
 
         return generate_run(report_run, worker=_worker(context))
 
     @task
     def deliver(report_run: int, **context) -> dict:
         """Send one run's file to its recipients and destinations that did not get it yet."""
-        from include.reports.runs import deliver_run
+        from include.reports.run_delivery import deliver_run
 
         return deliver_run(report_run, worker=_worker(context))
 
@@ -151,7 +155,7 @@ with platform_dag(
     @task
     def cleanup_expired_files() -> dict:
         """Delete report files past their retention (archive and object storage copies)."""
-        from include.reports.runs import cleanup_expired
+        from include.reports.retention import cleanup_expired
 
         return cleanup_expired()
 

@@ -21,8 +21,6 @@ connection `warehouse`, or the `profiles.yml` in `DBT_PROFILES_DIR` if that is s
 comes from the manifest built by `make dbt-manifest` (falling back to `dbt ls`, with a warning in
 the DAG processor log, when it is missing).
 
-**Schedule**: hourly at minute 15. **Pool**: `dbt` (1 slot): the build, or one task running dbt.
-
 **When it fails**: open the failed task's log: dbt's own output names the failing model, test or
 source. A stale source means its loader is late: reload it, then clear the source task (with its
 downstream tasks). A failing test or model means bad data or SQL: fix it, then clear that task

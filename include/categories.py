@@ -51,6 +51,15 @@ class Category:
     def queue(self) -> str:
         return self.name
 
+    def describe(self, schedule: Any) -> str:
+        """The policy line appended to the docs of a DAG of this category (generated, never restated)."""
+        retries = describe_retries(self.retries, self.retry_delay, self.retry_exponential_backoff, self.max_retry_delay)
+        return (
+            f"**Schedule** {describe_schedule(schedule)} · **pool and queue** `{self.pool}` "
+            f"({self.pool_slots} slots) · **retries** {retries} · **timeout** "
+            f"{describe_duration(self.execution_timeout)} per task · every task: docs/task-registry.md"
+        )
+
     def default_args(self) -> dict[str, Any]:
         """``default_args`` for a DAG of this category."""
         return {
@@ -63,6 +72,58 @@ class Category:
             "max_retry_delay": self.max_retry_delay,
             "execution_timeout": self.execution_timeout,
         }
+
+
+def describe_duration(value: timedelta | float) -> str:
+    """``timedelta(seconds=90)`` -> ``90 s``; ``600`` -> ``10 min``; ``7200`` -> ``2 h``."""
+    seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:g} {unit}"
+    return f"{seconds:g} s"
+
+
+def describe_retries(
+    retries: int, delay: timedelta | float | None, backoff: float | bool, max_delay: timedelta | float | None
+) -> str:
+    """How a task retries, e.g. ``3, from 30 s, x2 each time, at most 10 min``."""
+    if not retries:
+        return "none"
+    text = f"{retries}, from {describe_duration(delay or 0)}"
+    factor = 2.0 if backoff is True else float(backoff or 0)
+    if factor and factor != 1:
+        text += f", x{factor:g} each time"
+    if max_delay is not None:
+        text += f", at most {describe_duration(max_delay)}"
+    return text
+
+
+def describe_schedule(schedule: Any) -> str:
+    """A DAG's schedule for people: ``*/5 * * * *`` -> `` `*/5 * * * *` (every 5 minutes, UTC)``."""
+    if schedule is None:
+        return "triggered only"
+    clock = getattr(schedule, "timetable", None)
+    condition = getattr(schedule, "asset_condition", None)
+    if clock is not None and condition is not None:  # an asset-or-time schedule (include.lineage.assets)
+        aliases = ", ".join(f"`{name}`" for name in _asset_names(condition))
+        return f"{describe_schedule(getattr(clock, 'expression', clock))}, and after asset events of {aliases}"
+    if not isinstance(schedule, str):
+        return f"`{schedule!r}`"
+    try:
+        from cron_descriptor import ExpressionDescriptor
+
+        words = ExpressionDescriptor(schedule, use_24hour_time_format=True).get_description()
+    except Exception:  # not a cron expression (a preset such as @daily)
+        return f"`{schedule}`"
+    return f"`{schedule}` ({words[0].lower() + words[1:]}, UTC)"
+
+
+def _asset_names(condition: Any) -> list[str]:
+    """The names of the assets and aliases in an asset condition (``AssetAny``/``AssetAll`` nest them)."""
+    objects = getattr(condition, "objects", None)
+    if objects is None:
+        return [getattr(condition, "name", str(condition))]
+    return [name for item in objects for name in _asset_names(item)]
 
 
 def _minutes(n: float) -> timedelta:
@@ -165,7 +226,7 @@ def platform_dag(
         start_date=PLATFORM_START_DATE,
         catchup=False,
         max_active_runs=max_active_runs,
-        doc_md=doc_md,
+        doc_md=f"{doc_md.rstrip()}\n\n{policy.describe(schedule)}\n" if doc_md else None,
         default_args=args,
         tags=sorted({"platform", policy.name, *tags}),
         **dag_kwargs,

@@ -88,7 +88,10 @@ def send_slack(channel: Mapping[str, Any], payload: Mapping[str, Any]) -> None:
         return
     from airflow.providers.slack.hooks.slack_webhook import SlackWebhookHook
 
+    from observability.redaction import mask_url
+
     client = SlackWebhookHook(slack_webhook_conn_id=conn_id, timeout=SEND_TIMEOUT, retry_handlers=[]).get_conn()
+    mask_url(client.url)  # the webhook URL is the secret: the task log hides it from here on
     host = host_of(client.url)
     with delivery_breaker(host).guard():
         response = client.send_dict(dict(payload))

@@ -10,10 +10,12 @@ warehouse that does not answer a fresh connection is not the alert's fault: that
 counts against the ``database`` breaker), so the task is retried or rescheduled and no alert is
 wrongly put in error.
 
-Phase 2 writes the whole batch in one transaction: it locks the batch's rows, applies the state
-machine (:mod:`include.alerts.state`) to the fresh state, records one event per alert and one
-pending notification per channel for every transition that notifies. A retry of the same DAG run
-skips alerts already recorded for that run, so a check is never counted twice.
+Phase 2 reads the batch's rows, applies the state machine (:mod:`include.alerts.state`) and
+renders the notifications (templates bounded in size and time) without any lock; then, in one
+transaction, it locks the rows and writes one event per alert and one pending notification per
+channel for every transition that notifies, for each alert whose row did not change meanwhile. A
+retry of the same DAG run skips alerts already recorded for that run, so a check is never
+counted twice.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from include.alerts.conditions import (
     to_query_value,
 )
 from include.alerts.messages import (
+    Message,
     MessageContext,
     build_message,
     email_payload,
@@ -44,6 +47,7 @@ from include.alerts.messages import (
 )
 from include.alerts.settings import DEFAULT_CONNECTIONS
 from include.alerts.state import AlertPolicy, AlertSnapshot, Outcome, Transition, next_state
+from include.lineage.triggers import RelationChange, affecting
 from include.sql import load_sql
 from observability import metrics
 
@@ -71,6 +75,16 @@ class EvaluationContext:
     now: datetime | None = None
     #: preview: record events and render notifications as ``dry_run`` rows, change no state, send nothing
     dry_run: bool = False
+    #: why this run evaluates: ``clock``, ``change`` (asset events) or ``manual``
+    trigger: str = "manual"
+    #: the changes of warehouse relations that triggered the run (include.lineage.triggers)
+    changes: tuple[RelationChange, ...] = ()
+
+    def triggered_by(self, reads: Sequence[str] | None) -> list[dict[str, Any]] | None:
+        """The triggering changes of what an alert reads, as kept in its event row (``None``: not a change run)."""
+        if self.trigger != "change":
+            return None
+        return [change.as_dict() for change in affecting(self.changes, reads or ())]
 
 
 @dataclass
@@ -226,8 +240,7 @@ def recipients(row: dict[str, Any], kind: str) -> list[tuple[int, dict[str, Any]
     return channels
 
 
-def _payload(channel_type: str, ctx: MessageContext, row: dict[str, Any]) -> dict[str, Any]:
-    message = build_message(ctx, row["subject_template"], row["message_template"])
+def _payload(channel_type: str, ctx: MessageContext, message: Message) -> dict[str, Any]:
     if channel_type == "slack":
         return slack_payload(ctx, message)
     if channel_type == "email":
@@ -264,34 +277,87 @@ def _message_context(
     )
 
 
+@dataclass
+class PreparedCheck:
+    """One alert's check, worked out before any lock: the state machine's transition and the rendered notifications."""
+
+    row: dict[str, Any]
+    result: QueryResult
+    outcome: Outcome
+    met: bool | None
+    transition: Transition
+    notes: list[str]
+    #: outbox rows to insert (the payload rendered already)
+    notifications: list[dict[str, Any]]
+    dry_run: bool
+
+
+def prepare_check(row: dict[str, Any], result: QueryResult, context: EvaluationContext, now: datetime) -> PreparedCheck:
+    """Apply the state machine to ``row`` (read without a lock) and render its notifications.
+
+    Rendering an alert's templates (bounded in size and time) happens here, outside the
+    transaction that locks the alerts: no row lock is held while a template renders.
+    """
+    outcome, met = judge(row, result)
+    transition = next_state(_snapshot(row), _policy(row), outcome, now)
+    notes = [transition.note] if transition.note else []
+    targets = recipients(row, transition.notify) if transition.notify else []
+    dry_run = context.dry_run or row["dry_run"]
+    if transition.notify and not targets:
+        notes.append("no channel to notify")
+    if context.dry_run:
+        notes.append("dry run: state not changed, nothing sent")
+    elif dry_run and targets:
+        notes.append("dry run alert: notifications recorded, not sent")
+    notifications = []
+    if targets:
+        ctx = _message_context(row, transition, result, now, context.url, dry_run)
+        message = build_message(ctx, row["subject_template"], row["message_template"])  # rendered once
+        for index, channel in targets:
+            channel_type = channel.get("type")
+            if channel_type not in ("slack", "email", "webhook"):
+                continue
+            notifications.append(
+                {
+                    "alert_id": row["id"],
+                    "kind": transition.notify,
+                    "channel_index": index,
+                    "channel_type": channel_type,
+                    "channel": json.dumps(channel),
+                    "payload": json.dumps(_payload(channel_type, ctx, message), default=str),
+                    "idempotency_key": uuid.uuid4(),
+                    "status": "dry_run" if dry_run else "pending",
+                }
+            )
+    return PreparedCheck(row, result, outcome, met, transition, notes, notifications, dry_run)
+
+
 def record_results(
     conn: Any,
-    results: dict[int, QueryResult],
+    prepared: dict[int, PreparedCheck],
     context: EvaluationContext,
     summary: BatchSummary,
 ) -> None:
-    """Phase 2 on an open transaction: lock, apply the state machine, write events and outbox rows."""
+    """Phase 2 on an open transaction: lock the alerts, write events, outbox rows and states.
+
+    An alert whose row changed since it was read (evaluated by a concurrent run, edited) is left
+    for its next check: what was prepared from the old row is not written.
+    """
     from psycopg.rows import dict_row
 
     now = context.now or datetime.now(UTC)
     with conn.cursor(row_factory=dict_row) as cur:
-        rows = cur.execute(load_sql("alerts/lock_for_update.sql"), {"ids": list(results)}).fetchall()
-    for row in rows:
-        if row["last_run_id"] == context.run_id or not row["enabled"]:
-            summary.skipped += 1  # already recorded by an earlier try of this run, or disabled meanwhile
+        locked = cur.execute(load_sql("alerts/lock_for_update.sql"), {"ids": list(prepared)}).fetchall()
+    for current in locked:
+        check = prepared[current["id"]]
+        row, result, outcome, met, transition = check.row, check.result, check.outcome, check.met, check.transition
+        if row["last_run_id"] == context.run_id or not row["enabled"] or current["version"] != row["version"]:
+            summary.skipped += 1  # recorded by an earlier try of this run, disabled, or changed meanwhile
             continue
-        result = results[row["id"]]
-        outcome, met = judge(row, result)
-        transition = next_state(_snapshot(row), _policy(row), outcome, now)
-        notes = [transition.note] if transition.note else []
-        targets = recipients(row, transition.notify) if transition.notify else []
-        dry_run = context.dry_run or row["dry_run"]
-        if transition.notify and not targets:
-            notes.append("no channel to notify")
-        if context.dry_run:
-            notes.append("dry run: state not changed, nothing sent")
-        elif dry_run and targets:
-            notes.append("dry run alert: notifications recorded, not sent")
+        triggered_by = context.triggered_by(row.get("reads"))
+        if triggered_by:
+            why = "; ".join(f"{c['relation']} changed at {c['at']} ({c['source']})" for c in triggered_by)
+            log.info("alert %s evaluated because %s", row["name"], why)
         event_id = conn.execute(
             load_sql("alerts/insert_event.sql"),
             {
@@ -306,33 +372,16 @@ def record_results(
                 "threshold": row["threshold"],
                 "error": outcome.error,
                 "duration_ms": round(result.duration_ms, 3),
-                "notified": bool(targets) and not dry_run,
-                "note": "; ".join(notes) or None,
+                "notified": bool(check.notifications) and not check.dry_run,
+                "note": "; ".join(check.notes) or None,
                 "dag_run_id": context.run_id,
+                "trigger": context.trigger,
+                "triggered_by": json.dumps(triggered_by) if triggered_by is not None else None,
             },
         ).fetchone()[0]
-        if targets:
-            ctx = _message_context(row, transition, result, now, context.url, dry_run)
-            status = "dry_run" if dry_run else "pending"
-            for index, channel in targets:
-                channel_type = channel.get("type")
-                if channel_type not in ("slack", "email", "webhook"):
-                    continue
-                conn.execute(
-                    load_sql("alerts/insert_notification.sql"),
-                    {
-                        "alert_id": row["id"],
-                        "event_id": event_id,
-                        "kind": transition.notify,
-                        "channel_index": index,
-                        "channel_type": channel_type,
-                        "channel": json.dumps(channel),
-                        "payload": json.dumps(_payload(channel_type, ctx, row), default=str),
-                        "idempotency_key": uuid.uuid4(),
-                        "status": status,
-                    },
-                )
-                summary.notifications += 1
+        for notification in check.notifications:
+            conn.execute(load_sql("alerts/insert_notification.sql"), {**notification, "event_id": event_id})
+            summary.notifications += 1
         after = transition.after
         if not context.dry_run:
             conn.execute(
@@ -415,9 +464,14 @@ def evaluate_alerts(
     with hook.transaction(statement_timeout=60) as conn, conn.cursor(row_factory=dict_row) as cur:
         definitions = cur.execute(load_sql("alerts/select_for_evaluation.sql"), {"ids": list(alert_ids)}).fetchall()
     results = run_batch_queries(reader, definitions)
+    now = context.now or datetime.now(UTC)
+    with hook.transaction(statement_timeout=60) as conn, conn.cursor(row_factory=dict_row) as cur:
+        rows = cur.execute(load_sql("alerts/select_for_recording.sql"), {"ids": list(results)}).fetchall()
+    prepared = {row["id"]: prepare_check(row, results[row["id"]], context, now) for row in rows}
     with hook.transaction(statement_timeout=120, lock_timeout=30) as conn:
-        record_results(conn, results, context, summary)
+        record_results(conn, prepared, context, summary)
     elapsed_ms = (time.perf_counter() - started) * 1000
+    _report_lineage(reader, rows)
     for outcome, count in summary.outcomes.items():
         metrics.incr("alerts.evaluated", count, outcome=outcome)
     for kind, count in summary.transitions.items():
@@ -435,10 +489,29 @@ def evaluate_alerts(
     return summary
 
 
+def _report_lineage(reader: WarehouseReaderHook, rows: Iterable[dict[str, Any]]) -> None:
+    """OpenLineage: the batch read what its alerts read, and wrote the events and the outbox."""
+    from include.lineage.openlineage import report_relations
+    from include.security.reader import PLATFORM_SCHEMA
+
+    read = sorted({key for row in rows for key in row.get("reads") or ()})
+    written = [f"{PLATFORM_SCHEMA}.{table}" for table in ("analytics_alert_events", "analytics_alert_notifications")]
+    report_relations(reader, read=read, written=written)
+
+
 def due_alert_ids(hook: WarehouseHook, run_id: str, names: Iterable[str] = ()) -> list[int]:
-    """Enabled alerts due in this run (``names``: only these, whatever their interval)."""
+    """Enabled alerts due on the clock in this run (``names``: only these, whatever their interval or schedule)."""
     with hook.transaction(statement_timeout=60) as conn:
         rows = conn.execute(load_sql("alerts/select_due.sql"), {"run_id": run_id, "names": list(names)}).fetchall()
+    return [row[0] for row in rows]
+
+
+def affected_alert_ids(hook: WarehouseHook, run_id: str, changed: Sequence[str]) -> list[int]:
+    """Enabled alerts evaluated on change that read one of the ``changed`` relations (``schema.table``)."""
+    with hook.transaction(statement_timeout=60) as conn:
+        rows = conn.execute(
+            load_sql("alerts/select_affected.sql"), {"run_id": run_id, "changed": list(changed)}
+        ).fetchall()
     return [row[0] for row in rows]
 
 

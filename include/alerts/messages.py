@@ -2,9 +2,10 @@
 
 Every message names the alert, what happened (fired, still firing, recovered, error), the value,
 the condition and threshold, since when, and links to the alert's evaluation in Airflow. An
-alert may bring its own ``subject_template`` / ``message_template`` (Jinja, sandboxed; the
-variables are the keys of :meth:`MessageContext.variables`); a template that fails to render
-falls back to the default text and says so.
+alert may bring its own ``subject_template`` / ``message_template`` (Jinja, sandboxed, bounded in
+output size and rendering time: :mod:`include.alerts.templates`; the variables are the keys of
+:meth:`MessageContext.variables`); a template that fails to render or passes a limit falls back to
+the default text and says so: what it produced is never sent.
 """
 
 from __future__ import annotations
@@ -126,12 +127,36 @@ def default_lines(ctx: MessageContext) -> list[tuple[str, str]]:
     return lines
 
 
-def _render_template(template: str, ctx: MessageContext) -> str:
-    from jinja2 import StrictUndefined
-    from jinja2.sandbox import SandboxedEnvironment
+def sample_context(name: str, severity: str = "warning", condition: str = ">", threshold: float | None = 0.0):
+    """A context with every variable set, to try an alert's templates when its definition is checked."""
+    from datetime import UTC
 
-    env = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
-    return env.from_string(template).render(**ctx.variables())
+    now = datetime.now(UTC)
+    return MessageContext(
+        alert_id=0,
+        alert_name=name,
+        kind="fired",
+        state="triggered",
+        previous_state="ok",
+        severity=severity,
+        condition=condition,
+        threshold=threshold,
+        value=1.0,
+        value_text="1",
+        previous_value=0.0,
+        since=now,
+        evaluated_at=now,
+        url="http://airflow.example/dags/alerts",
+        description="",
+        owner="",
+        error="",
+    )
+
+
+def _render_template(template: str, ctx: MessageContext) -> str:
+    from include.alerts.templates import render
+
+    return render(template, ctx.variables())
 
 
 @dataclass(frozen=True)
@@ -158,7 +183,10 @@ def build_message(
         if message_template:
             custom_body = _render_template(message_template, ctx).strip()
     except Exception as error:  # a user's template must never stop the notification
-        template_error = f"message template failed ({type(error).__name__}: {error}); default text used"
+        from include.alerts.templates import TemplateError
+
+        reason = str(error) if isinstance(error, TemplateError) else f"{type(error).__name__}: {error}"
+        template_error = f"message template failed ({reason}); default text used"
         subject, custom_body = default_subject(ctx), None
     lines = default_lines(ctx)
     text_parts = [subject, ""]

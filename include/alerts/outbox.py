@@ -164,9 +164,13 @@ def _deliver_one(
         _release(outbox, row, retry_after, str(refused), summary)
         return
     except Exception as error:
+        from hooks.endpoints import EndpointNotAllowed
+        from observability.redaction import redact
+
         attempts = int(row["attempts"])
-        give_up = attempts >= settings.max_attempts
-        message = f"attempt {attempts}: {type(error).__name__}: {error}"[:1000]
+        # an endpoint outside its connection's URL is refused for good: trying again will not change it
+        give_up = attempts >= settings.max_attempts or isinstance(error, EndpointNotAllowed)
+        message = redact(f"attempt {attempts}: {type(error).__name__}: {error}")[:1000]
         outbox.execute(
             "mark_retry",
             {
@@ -181,12 +185,12 @@ def _deliver_one(
             summary.failed += 1
             metrics.incr("alerts.notifications", channel=channel_type, outcome="failed")
             log.error(
-                "notification %s (%s) failed for good after %d attempts: %s", row["id"], channel_type, attempts, error
+                "notification %s (%s) failed for good after %d attempts: %s", row["id"], channel_type, attempts, message
             )
         else:
             summary.retrying += 1
             metrics.incr("alerts.notifications", channel=channel_type, outcome="retry")
-            log.warning("notification %s (%s) failed, will retry: %s", row["id"], channel_type, error)
+            log.warning("notification %s (%s) failed, will retry: %s", row["id"], channel_type, message)
         return
     outbox.execute("mark_delivered", {"id": row["id"]})
     summary.delivered += 1

@@ -43,10 +43,6 @@ class CheckResult:
         return self.status == "ok"
 
 
-class HealthCheckFailed(RuntimeError):
-    """One or more checks failed (they are recorded before this is raised)."""
-
-
 def timed_check(check_name: str, target: str, probe: Callable[[], object]) -> CheckResult:
     """Run ``probe``; its exception, if any, becomes a failed result with the error as detail."""
     started = time.perf_counter()

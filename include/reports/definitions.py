@@ -6,11 +6,14 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from include.reports.charts import CHART_FORMATS, ChartSpec, parse_chart
 from include.reports.errors import InvalidReportError
+
+if TYPE_CHECKING:
+    from include.reports.destinations import AllowedRoot
 
 FORMATS = ("csv", "csv.gz", "xlsx", *CHART_FORMATS)
 #: Fields an ad-hoc trigger may set (``airflow dags trigger reports --conf '{...}'`` or the UI form).
@@ -68,10 +71,6 @@ class ReportDefinition:
     chart: ChartSpec | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
-
-    @property
-    def file_stem(self) -> str:
-        return safe_name(self.name)
 
 
 @dataclass(frozen=True)
@@ -164,6 +163,9 @@ def check_run_timeout(seconds: int, *, field: str, report: str | None = None) ->
 
 
 def _check_recipients(value: Any, *, field: str = "recipients", report: str | None = None) -> tuple[str, ...]:
+    """Email addresses, at most :data:`include.settings.MAX_RECIPIENTS` (all of them get the file)."""
+    from include.settings import MAX_RECIPIENTS
+
     if isinstance(value, str):
         value = [part for part in re.split(r"[,;\s]+", value) if part]
     if not isinstance(value, Sequence):
@@ -175,11 +177,30 @@ def _check_recipients(value: Any, *, field: str = "recipients", report: str | No
         if not isinstance(item, str) or not _EMAIL.match(item.strip()):
             raise InvalidReportError(field, f"{item!r} is not an email address", report=report)
         recipients.append(item.strip())
-    return tuple(dict.fromkeys(recipients))
+    unique = tuple(dict.fromkeys(recipients))
+    if len(unique) > MAX_RECIPIENTS:
+        raise InvalidReportError(
+            field, f"{len(unique)} recipients; a report is sent to at most {MAX_RECIPIENTS}", report=report
+        )
+    return unique
 
 
-def parse_destination(value: Any, *, field: str = "destinations", report: str | None = None) -> Destination:
-    """A destination from ``"s3://[conn_id@]bucket/prefix"``, ``"file:///dir"`` or ``{"url", "conn_id"}``."""
+def parse_destination(
+    value: Any,
+    *,
+    field: str = "destinations",
+    report: str | None = None,
+    allowed: Sequence[AllowedRoot] | None = None,
+) -> Destination:
+    """An allowed destination from ``"s3://[conn_id@]bucket/prefix"``, ``"file:///dir"``, ``{"url", "conn_id"}``
+    or the name of an allowed root (``"exports"``, ``"exports/finance"``).
+
+    Only what the operator allows (``REPORTS_ALLOWED_DESTINATIONS``, see
+    :mod:`include.reports.destinations`; ``allowed`` overrides it): anything else names the field and
+    the allowed choices.
+    """
+    from include.reports.destinations import DestinationNotAllowed, allowed_roots, resolve
+
     conn_id = None
     if isinstance(value, Mapping):
         unknown = set(value) - {"url", "conn_id"}
@@ -193,28 +214,36 @@ def parse_destination(value: Any, *, field: str = "destinations", report: str | 
         raise InvalidReportError(
             field, f"expected an object storage URL such as s3://bucket/prefix, got {value!r}", report=report
         )
-    parts = urlsplit(value.strip())
-    if not parts.scheme or parts.scheme in ("http", "https", "mailto"):
-        raise InvalidReportError(
-            field, f"{value!r} is not an object storage URL (s3://bucket/prefix, file:///dir)", report=report
-        )
-    if parts.scheme in ("file", "local"):
-        if parts.netloc or not parts.path.startswith("/"):
+    value = value.strip()
+    if "://" in value:
+        parts = urlsplit(value)
+        if not parts.scheme or parts.scheme in ("http", "https", "mailto"):
             raise InvalidReportError(
-                field, f"{value!r}: a file URL needs an absolute path (file:///dir)", report=report
+                field, f"{value!r} is not an object storage URL (s3://bucket/prefix, file:///dir)", report=report
             )
-    elif not parts.hostname:
-        raise InvalidReportError(field, f"{value!r} names no bucket", report=report)
-    if parts.username:  # s3://conn_id@bucket/prefix: the connection travels separately
-        conn_id = conn_id or parts.username
-        parts = parts._replace(netloc=parts.hostname + (f":{parts.port}" if parts.port else ""))
-    if not _has_filesystem(parts.scheme):
+        if parts.scheme in ("file", "local"):
+            if parts.netloc or not parts.path.startswith("/"):
+                raise InvalidReportError(
+                    field, f"{value!r}: a file URL needs an absolute path (file:///dir)", report=report
+                )
+        elif not parts.hostname:
+            raise InvalidReportError(field, f"{value!r} names no bucket", report=report)
+        if parts.username:  # s3://conn_id@bucket/prefix: the connection travels separately
+            conn_id = conn_id or parts.username
+            parts = parts._replace(netloc=parts.hostname + (f":{parts.port}" if parts.port else ""))
+        value = urlunsplit(parts)
+    try:
+        url, conn_id = resolve(value, conn_id, allowed_roots() if allowed is None else allowed)
+    except (DestinationNotAllowed, ValueError) as error:
+        raise InvalidReportError(field, str(error), report=report) from None
+    scheme = urlsplit(url).scheme
+    if not _has_filesystem(scheme):
         raise InvalidReportError(
             field,
-            f"no object storage filesystem is installed for {parts.scheme}:// (for s3:// install the Amazon provider)",
+            f"no object storage filesystem is installed for {scheme}:// (for s3:// install the Amazon provider)",
             report=report,
         )
-    return Destination(urlunsplit(parts).rstrip("/"), conn_id)
+    return Destination(url, conn_id)
 
 
 def _has_filesystem(scheme: str) -> bool:

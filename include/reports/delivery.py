@@ -68,18 +68,30 @@ class ReportEmail:
 
 
 def _human_size(size: int) -> str:
-    value = float(size)
-    for unit in ("bytes", "KB", "MB", "GB"):
-        if value < 1024 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "bytes" else f"{value:.1f} {unit}"
+    if size < 1024:
+        return f"{size} bytes"
+    value = size / 1024
+    for unit in ("KB", "MB"):
+        if value < 1024:
+            return f"{value:.1f} {unit}"
         value /= 1024
-    return f"{size} bytes"  # pragma: no cover
+    return f"{value:.1f} GB"
 
 
 def send_report_email(email: ReportEmail, *, smtp_conn_id: str) -> str:
-    """Send ``email`` through the SMTP connection and the mail server's breaker; return its Message-ID."""
+    """Send ``email`` through the SMTP connection and the mail server's breaker; return its Message-ID.
+
+    The message is built here (policy ``email.policy.SMTP``: long headers such as a ``To`` of many
+    recipients are folded, as RFC 5322 requires) and sent once: retries are the run's, not the hook's.
+    """
+    from email.message import EmailMessage
+    from email.policy import SMTP
+    from email.utils import formatdate
+    from pathlib import Path
+
     from airflow.providers.smtp.hooks.smtp import SmtpHook
 
+    from hooks.alert_email import AlertEmailHook
     from hooks.circuit_breaker import CircuitBreaker
 
     conn = SmtpHook.get_connection(smtp_conn_id)
@@ -87,16 +99,22 @@ def send_report_email(email: ReportEmail, *, smtp_conn_id: str) -> str:
     from_email = (conn.extra_dejson or {}).get("from_email") or "reports@analytics-platform.local"
     domain = from_email.rsplit("@", 1)[-1]
     message_id = email.message_id(domain)
-    breaker = CircuitBreaker("external_api", target, is_failure=is_smtp_failure)
-    with breaker.guard(), SmtpHook(smtp_conn_id=smtp_conn_id) as hook:
-        hook.send_email_smtp(
-            to=list(email.recipients),
-            subject=email.subject,
-            html_content=email.html_body(),
-            from_email=from_email,
-            files=[email.attachment] if email.attachment else None,
-            custom_headers={"Message-ID": message_id, "X-Report-Run": str(email.run_id)},
+    message = EmailMessage(policy=SMTP)
+    message["Subject"] = email.subject
+    message["From"] = from_email
+    message["To"] = ", ".join(email.recipients)
+    message["Date"] = formatdate(localtime=True)
+    message["Message-ID"] = message_id
+    message["X-Report-Run"] = str(email.run_id)
+    message.set_content(email.html_body(), subtype="html")
+    if email.attachment:
+        attachment = Path(email.attachment)
+        message.add_attachment(
+            attachment.read_bytes(), maintype="application", subtype="octet-stream", filename=attachment.name
         )
+    breaker = CircuitBreaker("external_api", target, is_failure=is_smtp_failure)
+    with breaker.guard(), AlertEmailHook(smtp_conn_id=smtp_conn_id) as hook:
+        hook.send_message(message)
     return message_id
 
 

@@ -37,6 +37,7 @@ from typing import Any, TypeVar
 from airflow.sdk.exceptions import AirflowRescheduleException
 
 from observability import metrics
+from observability.redaction import redact
 
 log = logging.getLogger(__name__)
 
@@ -358,7 +359,7 @@ class CircuitBreaker:
 
     def _record_failure(self, token: str, generation: int, error: BaseException) -> None:
         metrics.incr("breaker.calls", **self._labels(), outcome="failure")
-        summary = f"{type(error).__name__}: {error}"[:500]
+        summary = redact(f"{type(error).__name__}: {error}")[:500]  # shown on the Circuit breakers page
         result = self.store.run(
             "record_failure",
             self._keys,

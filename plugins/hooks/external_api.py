@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlsplit
 
 from airflow.sdk import BaseHook
 
 from hooks.circuit_breaker import CircuitBreaker
+from hooks.endpoints import url_under_base
+from observability.redaction import mask_url
 
 
 class HttpDependencyError(RuntimeError):
     """The remote service answered with a status that means it is in trouble (5xx or 429)."""
 
     def __init__(self, method: str, url: str, status_code: int, body: str) -> None:
-        super().__init__(f"{method} {url} answered HTTP {status_code}: {body[:200]}")
+        super().__init__(f"{method} {mask_url(url)} answered HTTP {status_code}: {body[:200]}")
         self.status_code = status_code
 
 
@@ -40,6 +42,9 @@ class ExternalApiHook(BaseHook):
     Connection fields: *host* (a full base URL such as ``https://api.example.com/v1``, or a host name
     with *schema* ``http``/``https`` and *port*); *password* alone is sent as a bearer token,
     *login* + *password* as basic auth; extra ``headers`` (a JSON object) are added to every request.
+    An endpoint is a path under the base URL: one that would leave it (another host, ``..``) raises
+    :class:`hooks.endpoints.EndpointNotAllowed` and nothing is sent. Secrets in the URL are masked
+    in the task log (:func:`observability.redaction.mask_url`).
 
     :param http_conn_id: the Airflow connection of the service.
     :param timeout: seconds to wait for a connection and for each read.
@@ -67,7 +72,9 @@ class ExternalApiHook(BaseHook):
             else:
                 scheme = conn.schema or "https"
                 base = f"{scheme}://{host}" + (f":{conn.port}" if conn.port else "")
-            self._base_url = base.rstrip("/") + "/"
+            parts = urlsplit(base)
+            self._base_url = parts._replace(path=parts.path.rstrip("/")).geturl()
+            mask_url(self._base_url)
         return self._base_url
 
     def get_conn(self):
@@ -87,8 +94,8 @@ class ExternalApiHook(BaseHook):
         return self._session
 
     def url_for(self, endpoint: str = "") -> str:
-        """The absolute URL of ``endpoint`` (relative to the connection's base URL)."""
-        return urljoin(self.base_url, endpoint.lstrip("/")) if endpoint else self.base_url.rstrip("/")
+        """The absolute URL of ``endpoint``, a path under the connection's base URL (refused otherwise)."""
+        return url_under_base(self.base_url, endpoint)
 
     def breaker_for(self, url: str) -> CircuitBreaker:
         """The external-API breaker of the host of ``url``."""

@@ -246,7 +246,7 @@ class RefusedStatement(ValueError):
     """User SQL that is not one row-returning query; it was not run."""
 
 
-def _leading_keyword(sql: str) -> str:
+def leading_keyword(sql: str) -> str:
     """The first word of ``sql`` after whitespace, comments (nested ``/* */`` too) and ``(``."""
     i, n = 0, len(sql)
     while i < n:
@@ -288,7 +288,7 @@ def describe_query(conn: psycopg.Connection, sql: str) -> tuple[str, ...]:
         if "multiple commands" in str(error):
             raise RefusedStatement("the SQL must be exactly one statement; found several") from error
         raise error
-    keyword = _leading_keyword(sql)
+    keyword = leading_keyword(sql)
     if keyword not in READ_STATEMENTS:
         raise RefusedStatement(
             f"the SQL must be one query ({', '.join(READ_STATEMENTS)}); {keyword or 'empty'} statements never run"

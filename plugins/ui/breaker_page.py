@@ -56,8 +56,12 @@ def _authorized(user, method: str) -> bool:
 
 def _statuses() -> list[dict[str, Any]]:
     from hooks.circuit_breaker import all_statuses
+    from observability.redaction import redact
 
-    return [status.as_dict() for status in all_statuses()]
+    statuses = [status.as_dict() for status in all_statuses()]
+    for status in statuses:  # recorded redacted; redacted again for entries older than that
+        status["last_error"] = redact(status["last_error"]) if status["last_error"] else None
+    return statuses
 
 
 def _configuration() -> list[dict[str, Any]]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.support.alerts import (
@@ -316,11 +318,27 @@ def test_messages_say_what_fired_value_threshold_since_and_link(db):
     assert body["incident_key"] == f"alert-{alert}-{since:%Y%m%dT%H%M%SZ}"
 
 
-def test_a_broken_template_falls_back_to_the_default_text(db):
-    alert = make_alert(db, "templated", "SELECT 5", ">", 1, message_template="{{ nope }}", channels=SLACK)
+@pytest.mark.parametrize(
+    ("template", "reason"),
+    [
+        ("{{ nope }}", "UndefinedError: 'nope' is undefined"),
+        ("{% for i in range(10000) %}{{ alert_name * 200 }}{% endfor %}", "the output is longer than 16384 characters"),
+        ("{% for i in range(10000) %}{% for j in range(10000) %}{% endfor %}{% endfor %}", "rendering took longer"),
+    ],
+)
+def test_a_template_that_fails_or_passes_its_limits_falls_back_to_the_default_text(db, template, reason):
+    """Written into the table past validation (the sync refuses such templates): rendering still stays bounded."""
+    channels = [*SLACK, {"type": "email", "to": ["team@example.com"]}]
+    alert = make_alert(db, "templated", "SELECT 5", ">", 1, channels=channels)
+    db.execute("UPDATE analytics_alerts SET message_template = %s WHERE id = %s", [template, alert])
+
     evaluate([alert])
-    [slack] = notifications(db, alert)
+
+    slack, email = notifications(db, alert)
     assert slack["payload"]["text"].startswith("[FIRING][warning] templated: value 5")
+    for sent in (slack, email):  # what the template produced is in no payload
+        assert len(json.dumps(sent["payload"])) < 10_000
+    assert f"Note: message template failed ({reason}" in email["payload"]["text"]
 
 
 def test_due_alerts_respect_check_interval_enabled_and_the_run(db):
@@ -361,3 +379,30 @@ def test_history_past_each_alerts_retention_is_purged_but_undelivered_notificati
     assert len(events(db, long)) == 2
     db.execute("UPDATE analytics_alert_notifications SET status = 'delivered'")
     assert purge_history() == 1 and events(db, short) == [] and notifications(db, short) == []
+
+
+def test_no_row_lock_is_held_while_a_template_renders(db, database_url, monkeypatch):
+    """At the moment the alert's template renders, another session can lock the alert's row at once."""
+    import psycopg
+
+    from include.alerts import templates
+
+    alert = make_alert(db, "rendered", "SELECT 5", ">", 1, message_template="{{ alert_name }} is {{ shown_value }}")
+    db.execute("UPDATE analytics_alerts SET channels = %s WHERE id = %s", [json.dumps(SLACK), alert])
+    render, seen = templates.render, []
+
+    def render_and_try_the_lock(source, variables, **limits):
+        with psycopg.connect(database_url, autocommit=True) as other:
+            try:
+                other.execute("SELECT 1 FROM analytics_alerts WHERE id = %s FOR UPDATE NOWAIT", [alert])
+                seen.append("free")
+            except psycopg.errors.LockNotAvailable:
+                seen.append("locked")
+        return render(source, variables, **limits)
+
+    monkeypatch.setattr(templates, "render", render_and_try_the_lock)
+    evaluate([alert])
+
+    assert seen == ["free"]
+    [slack] = notifications(db, alert)
+    assert "rendered is 5" in json.dumps(slack["payload"])

@@ -10,6 +10,7 @@ privileged reader is refused before any alert SQL runs, and that run ends failed
 
 from __future__ import annotations
 
+import json
 from urllib.parse import urlsplit
 
 import pytest
@@ -17,7 +18,7 @@ from psycopg import sql
 
 from tests.support.alerts import TEST_SETTINGS, alert_row, clean_alert_tables, make_alert, notifications
 from tests.support.attacks import server_witness
-from tests.support.connections import point_channels_at
+from tests.support.connections import connection_json, point_channels_at
 from tests.support.dags import run_dag
 
 OWNER = "owner@example.com"
@@ -37,10 +38,13 @@ def alerts_setup(db, test_env, tmp_path, monkeypatch, http_server, smtp_server):
     db.execute(sql.SQL("ALTER ROLE {} RESET temp_file_limit").format(reader))
 
 
-def _alert(db, name: str, query: str, **fields) -> int:
-    """An alert in the table whose SQL is ``query`` as written (no validation: the table is open to authors)."""
-    alert_id = make_alert(db, name, "SELECT 1", ">", 0, owner=OWNER, channels=SLACK, **fields)
+def _alert(db, name: str, query: str, channels: list | None = None, **fields) -> int:
+    """An alert with ``query`` and ``channels`` written into the table as given (authors may write it directly)."""
+    fields = {"owner": OWNER, "channels": SLACK, **fields}
+    alert_id = make_alert(db, name, "SELECT 1", ">", 0, **{k: v for k, v in fields.items() if v is not None})
     db.execute("UPDATE analytics_alerts SET sql = %s WHERE id = %s", [query, alert_id])
+    if channels is not None:
+        db.execute("UPDATE analytics_alerts SET channels = %s WHERE id = %s", [json.dumps(channels), alert_id])
     return alert_id
 
 
@@ -106,3 +110,57 @@ def test_a_superuser_reader_is_refused_and_the_run_is_not_a_success(db, test_env
     row = alert_row(db, alert)
     assert row["state"] == "unknown" and row["last_error"] is None  # not the alert's fault
     assert notifications(db, alert) == []
+
+
+def _xcoms(run_id: str) -> str:
+    """Every XCom value of an alerts DAG run, as text."""
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        rows = session.query(XComModel.value).filter(XComModel.dag_id == "alerts", XComModel.run_id == run_id).all()
+    return json.dumps([value for (value,) in rows], default=str)
+
+
+def test_webhook_targets_stay_under_their_connection_and_url_tokens_are_never_shown(
+    db, alerts_setup, monkeypatch, capfd, api_server
+):
+    """An absolute endpoint is refused (nothing sent anywhere); a token in the webhook URL stays secret
+    while its server fails: not in the task log, an XCom, the outbox error or the Circuit breakers page."""
+    import requests
+
+    from tests.support.servers import RecordingHTTPServer
+
+    token = "SECRET-TOKEN-a1b2c3d4e5"
+    with RecordingHTTPServer() as webhook, RecordingHTTPServer() as other_host:
+        base = f"{webhook.url}/hooks/alerts?token={token}"
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_ALERT_WEBHOOK",
+            connection_json(conn_type="http", host=base, extra={"signing_secret": "s3cr3t"}),
+        )
+        webhook.respond_with(500, {"error": "down"}, times=5)
+        webhook_to = [{"type": "webhook", "connection": "alert_webhook", "endpoint": f"{other_host.url}/x"}]
+        escaping = _alert(db, "escaping", "SELECT 5", channels=webhook_to, owner=None)
+        webhook_to = [{"type": "webhook", "connection": "alert_webhook", "endpoint": "/orders"}]
+        failing = _alert(db, "failing", "SELECT 5", channels=webhook_to, owner=None)
+
+        result = run_dag("alerts")
+
+        assert other_host.requests == []  # not the other host...
+        assert [r.path for r in webhook.requests] == [f"/hooks/alerts/orders?token={token}"]  # ...nor its own URL
+    [refused] = notifications(db, escaping)
+    assert refused["status"] == "failed" and refused["attempts"] == 1  # refused for good, at once
+    assert "is not a path under the connection's URL" in refused["last_error"]
+    [retried] = notifications(db, failing)
+    assert retried["status"] == "pending" and "answered HTTP 500" in retried["last_error"]
+    assert "token=***" in retried["last_error"]
+
+    page = requests.get(
+        f"{api_server.url}/breakers/api/breakers", headers={"Authorization": f"Bearer {api_server.token()}"}, timeout=30
+    )
+    assert page.status_code == 200 and "answered HTTP 500" in page.text  # the failure is shown...
+    out, err = capfd.readouterr()
+    shown = {"task log": out + err, "XCom": _xcoms(result.run_id), "breaker page": page.text}
+    shown["outbox errors"] = json.dumps([n["last_error"] for n in notifications(db)])
+    for where, text in shown.items():
+        assert token not in text, f"the webhook URL's token appears in the {where}"  # ...never the token

@@ -1,4 +1,4 @@
-"""How the analytics API service triggers the analytics DAG: the README's two requests, for real.
+"""How the analytics API service triggers the analytics DAG: the two requests of docs/analytics.md, for real.
 
 1. ``POST /auth/token`` with the service account's user name and password -> a JWT;
 2. ``POST /api/v2/dags/analytics/dagRuns`` with ``Authorization: Bearer <JWT>`` and

@@ -245,6 +245,7 @@ def test_redis_stopped_mid_flight_fails_open(test_env, monkeypatch):
 
 def _trial_caller(max_calls: int, barrier, results) -> None:  # runs in a child process
     store = BreakerStore()
+    store.client.ping()  # the connection read and opened before the race, so every caller arrives at once
     config = BreakerConfig(failure_threshold=1, recovery_timeout=0.3, half_open_max_calls=max_calls, trial_lease=30)
     breaker = CircuitBreaker("external_api", "contended-host", config=config, store=store)
     barrier.wait()

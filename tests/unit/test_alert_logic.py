@@ -151,3 +151,119 @@ def test_webhook_signature_verifies_and_rejects_tampering_and_replays():
     assert not verify_signature("other", now, body, signature)
     old = str(int(time.time()) - 3600)
     assert not verify_signature("secret", old, body, sign("secret", old, body))
+
+
+# --------------------------------------------------------------------------- definitions that reach too far
+
+
+def _one_alert_yaml(tmp_path, **fields) -> list[str]:
+    """The errors of a definitions file holding one otherwise valid alert with ``fields``."""
+    import yaml
+
+    from include.alerts.definitions import load_definitions
+
+    alert = {"name": "reaching", "sql": "SELECT 1", "condition": ">", "threshold": 0, **fields}
+    (tmp_path / "team.yaml").write_text(yaml.safe_dump({"alerts": [alert]}))
+    return [str(e) for e in load_definitions(tmp_path, AlertSettings(minimum_interval=0)).errors]
+
+
+@pytest.mark.parametrize(
+    ("fields", "field", "message"),
+    [
+        (
+            {"channels": [{"type": "webhook", "endpoint": "http://other-host/x"}]},
+            "channels[0].endpoint",
+            "'http://other-host/x' is not a path under the webhook connection's base URL",
+        ),
+        ({"channels": [{"type": "webhook", "endpoint": "//other-host/x"}]}, "channels[0].endpoint", "is not a path"),
+        ({"channels": [{"type": "webhook", "endpoint": "a/../../admin"}]}, "channels[0].endpoint", "is not a path"),
+        ({"sql": "COPY (SELECT 1) TO PROGRAM 'id > /tmp/x'"}, "sql", "COPY statements never run"),
+        ({"sql": "DO $$ BEGIN END $$"}, "sql", "DO statements never run"),
+        (
+            {"subject_template": "{% for %}"},
+            "subject_template",
+            "the template is refused: line 1: Expected an expression",
+        ),
+        ({"message_template": "{{ value_txt }}"}, "message_template", "'value_txt' is undefined"),
+        (
+            {"message_template": "{% for i in range(10000) %}{% for j in range(10000) %}{% endfor %}{% endfor %}"},
+            "message_template",
+            "rendering took longer than 1s",
+        ),
+        (
+            {"message_template": "{% for i in range(10000) %}{{ alert_name }}{% endfor %}"},
+            "message_template",
+            "the output is longer than 16384 characters",
+        ),
+        ({"subject_template": "{{ 'x' * 20000000 }}"}, "subject_template", "a value longer than 16384 characters"),
+    ],
+)
+def test_definitions_that_reach_too_far_are_refused_at_sync_naming_the_alert_and_field(
+    tmp_path, fields, field, message
+):
+    errors = _one_alert_yaml(tmp_path, **fields)
+    assert len(errors) == 1, errors
+    assert errors[0].startswith(f"team.yaml: alert 'reaching': field '{field}': ") and message in errors[0], errors
+
+
+def test_an_email_channel_takes_at_most_the_documented_number_of_recipients(tmp_path):
+    from include.settings import MAX_RECIPIENTS
+
+    addresses = [f"r{i}@example.com" for i in range(MAX_RECIPIENTS + 1)]
+    assert _one_alert_yaml(tmp_path, channels=[{"type": "email", "to": addresses[:-1]}]) == []
+    [error] = _one_alert_yaml(tmp_path, channels=[{"type": "email", "to": addresses}])
+    assert (
+        f"field 'channels[0].to': {MAX_RECIPIENTS + 1} recipients; an email channel has at most {MAX_RECIPIENTS}"
+        in (error)
+    )
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "url"),
+    [
+        ("", "https://hooks.example.com/alerts?token=abc"),
+        ("/orders", "https://hooks.example.com/alerts/orders?token=abc"),
+        ("orders/eu?x=1", "https://hooks.example.com/alerts/orders/eu?token=abc&x=1"),
+    ],
+)
+def test_an_endpoint_is_joined_under_the_base_url_keeping_its_query(endpoint, url):
+    from hooks.endpoints import url_under_base
+
+    assert url_under_base("https://hooks.example.com/alerts?token=abc", endpoint) == url
+
+
+@pytest.mark.parametrize(
+    "endpoint", ["http://other-host/x", "//other-host/x", "../x", "a/%2e%2e/x", "evil.com:80/x", "a\\b", "x#f"]
+)
+def test_an_endpoint_that_would_leave_the_base_url_is_refused(endpoint):
+    import re
+
+    from hooks.endpoints import ENDPOINT_PATTERN, EndpointNotAllowed, url_under_base
+
+    with pytest.raises(EndpointNotAllowed):
+        url_under_base("https://hooks.example.com/alerts", endpoint)
+    assert not re.match(ENDPOINT_PATTERN, endpoint)
+
+
+def test_the_alert_schema_holds_the_endpoint_pattern_the_sender_enforces():
+    from hooks.endpoints import ENDPOINT_PATTERN
+    from include.alerts.definitions import alert_schema
+
+    webhook = next(
+        c["then"] for c in alert_schema()["$defs"]["channel"]["allOf"] if "endpoint" in c["then"]["properties"]
+    )
+    assert webhook["properties"]["endpoint"]["pattern"] == ENDPOINT_PATTERN
+
+
+def test_secrets_in_urls_and_error_texts_are_redacted():
+    from observability.redaction import redact
+
+    text = (
+        "POST https://user:pa55word@hooks.example.com/x?token=SECRET123&room=ops answered HTTP 500; "
+        "Max retries exceeded with url: /hook?key=OTHERSECRET (Caused by ...); "
+        "posting to https://hooks.slack.com/services/T0/B0/SLACKSECRET failed"
+    )
+    redacted = redact(text)
+    for secret in ("pa55word", "SECRET123", "OTHERSECRET", "SLACKSECRET"):
+        assert secret not in redacted
+    assert "hooks.example.com/x?token=***&room=ops answered HTTP 500" in redacted  # short values are no secrets

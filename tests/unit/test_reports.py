@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import smtplib
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -22,6 +24,19 @@ from include.reports.schedule import due_slot, latest_slot
 
 def _utc(*args: int) -> datetime:
     return datetime(*args, tzinfo=UTC)
+
+
+ALLOWED = [
+    {"name": "exports", "url": "s3://bucket/some", "conn_id": "aws_x"},
+    {"name": "shared", "url": "file:///srv/reports"},
+    {"url": "s3://b/p", "conn_id": "aws_reports"},
+    {"url": "nosuchfs://bucket"},
+]
+
+
+@pytest.fixture(autouse=True)
+def _allowed_destinations(monkeypatch):
+    monkeypatch.setenv("REPORTS_ALLOWED_DESTINATIONS", json.dumps(ALLOWED))
 
 
 # --------------------------------------------------------------------------- requests
@@ -82,11 +97,69 @@ def test_invalid_requests_name_the_field(conf, field, message):
     assert f"field {field!r}" in str(raised.value)
 
 
-def test_destinations_accept_urls_and_objects():
+def test_destinations_accept_urls_and_objects_under_the_allowed_roots():
     assert parse_destination("file:///srv/reports/") == Destination("file:///srv/reports")
+    assert parse_destination("file:///srv/reports/finance") == Destination("file:///srv/reports/finance")
     assert parse_destination({"url": "s3://b/p", "conn_id": "aws_reports"}) == Destination("s3://b/p", "aws_reports")
+    assert parse_destination("s3://b/p/q3") == Destination("s3://b/p/q3", "aws_reports")  # the root's connection
+    assert parse_destination("exports") == Destination("s3://bucket/some", "aws_x")  # a root by name
+    assert parse_destination("exports/q3/") == Destination("s3://bucket/some/q3", "aws_x")
     with pytest.raises(InvalidReportError, match="names no bucket"):
         parse_destination("s3:///prefix")
+
+
+@pytest.mark.parametrize(
+    ("destination", "message"),
+    [
+        ("file:///work/dags", "is not under an allowed destination; allowed: exports (s3://bucket/some, connection"),
+        ("file:///srv/reports-other/x", "is not under an allowed destination"),
+        ("file:///srv/reports/../../etc", "may not have empty, '.' or '..' segments"),
+        ("file:///srv/reports//x", "may not have empty, '.' or '..' segments"),
+        ("s3://airflow_api@bucket/some", "connection 'airflow_api' is not allowed there"),
+        ({"url": "s3://b/p", "conn_id": "aws_x"}, "connection 'aws_x' is not allowed there"),
+        ("s3://other-bucket/some", "is not under an allowed destination"),
+        ("exportsx", "is not an allowed destination"),
+        ("file:///srv/reports/%2e%2e/x", "segments"),
+    ],
+)
+def test_destinations_outside_the_allow_list_name_the_allowed_choices(destination, message):
+    with pytest.raises(InvalidReportError, match=re.escape(message)) as raised:
+        parse_request({"sql": "SELECT 1", "destination": destination})
+    assert raised.value.field == "destination"
+
+
+def test_without_an_allow_list_no_destination_is_allowed(monkeypatch):
+    monkeypatch.delenv("REPORTS_ALLOWED_DESTINATIONS")
+    with pytest.raises(
+        InvalidReportError, match="no destination is allowed .an operator lists them in REPORTS_ALLOWED"
+    ):
+        parse_request({"sql": "SELECT 1", "destination": "file:///tmp/x"})
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ("not json", "is not JSON"),
+        ('{"url": "s3://b"}', "expected a JSON list"),
+        ('[{"url": "s3://conn@b/p"}]', "is not a root"),
+        ('[{"url": "file:///a/../b"}]', "'..' path segments"),
+        ('[{"name": "x", "url": "s3://b"}, {"name": "x", "url": "s3://c"}]', "names must be unique"),
+    ],
+)
+def test_a_bad_allow_list_names_the_setting(setting, message):
+    from include.reports.destinations import parse_allowed
+
+    with pytest.raises(ValueError, match=f"REPORTS_ALLOWED_DESTINATIONS.*{re.escape(message)}"):
+        parse_allowed(setting)
+
+
+def test_too_many_recipients_are_refused_naming_the_maximum():
+    from include.settings import MAX_RECIPIENTS
+
+    fits = [f"r{i}@example.com" for i in range(MAX_RECIPIENTS)]
+    assert len(parse_request({"sql": "SELECT 1", "recipients": fits}).recipients) == MAX_RECIPIENTS
+    with pytest.raises(InvalidReportError, match=f"{MAX_RECIPIENTS + 1} recipients; a report is sent to at most"):
+        parse_request({"sql": "SELECT 1", "recipients": [*fits, "one-more@example.com"]})
 
 
 # --------------------------------------------------------------------------- definitions

@@ -6,7 +6,7 @@ import pytest
 
 from devstack.__main__ import LOCAL_ROLES
 from devstack.airflow_env import PROJECT_ROOT
-from hooks.warehouse import _leading_keyword
+from hooks.warehouse import leading_keyword
 from include.security.roles import RolePlan, RoleSetupError, plan_arguments, render_sql
 
 
@@ -25,7 +25,7 @@ from include.security.roles import RolePlan, RoleSetupError, plan_arguments, ren
     ],
 )
 def test_the_leading_keyword_skips_comments_the_way_postgresql_does(sql, keyword):
-    assert _leading_keyword(sql) == keyword
+    assert leading_keyword(sql) == keyword
 
 
 def test_the_astro_warehouse_init_script_is_the_roles_sql_of_make_run():

@@ -1,10 +1,7 @@
--- Definition and state of a batch of alerts, locked until the evaluation results are written.
-SELECT id, name, description, condition, threshold, severity, channels, owner, enabled,
-       consecutive_checks, recovery_checks, rearm_seconds, muted_until, dry_run,
-       subject_template, message_template,
-       state, consecutive_met, consecutive_clear, state_changed_at, triggered_since,
-       incident_notified_at, last_notified_at, last_value, last_error, last_run_id
-FROM analytics_alerts
+-- Lock a batch of alerts until the evaluation results are written; version is the one
+-- select_for_recording.sql returned if the row did not change since it was read.
+SELECT id, md5(a::text) AS version
+FROM analytics_alerts a
 WHERE id = ANY (%(ids)s)
 ORDER BY id
 FOR UPDATE

@@ -51,9 +51,19 @@ def _sales_table(database_url: str) -> None:
         conn.execute("CREATE TABLE IF NOT EXISTS report_victim (id int)")
 
 
+def allow_destinations(monkeypatch: pytest.MonkeyPatch, *roots: dict[str, Any]) -> None:
+    """Add ``roots`` to the operator's allowed report destinations (``REPORTS_ALLOWED_DESTINATIONS``)."""
+    import json
+    import os
+
+    allowed = json.loads(os.environ.get("REPORTS_ALLOWED_DESTINATIONS") or "[]")
+    monkeypatch.setenv("REPORTS_ALLOWED_DESTINATIONS", json.dumps([*allowed, *roots]))
+
+
 @pytest.fixture
 def reports_env(db, _sales_table, smtp_server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
-    """Empty report tables, SMTP pointed at the test server, archive and staging under tmp_path."""
+    """Empty report tables, SMTP pointed at the test server, archive and staging under tmp_path, and
+    the test's directory allowed as a destination (``drops``)."""
     db.execute(
         "TRUNCATE analytics_report_deliveries, analytics_report_runs, analytics_reports RESTART IDENTITY CASCADE"
     )
@@ -63,6 +73,8 @@ def reports_env(db, _sales_table, smtp_server, tmp_path: Path, monkeypatch: pyte
     monkeypatch.delenv("REPORTS_STORAGE_CONN_ID", raising=False)
     monkeypatch.setenv("REPORTS_STAGING_DIR", str(staging))
     monkeypatch.setenv("REPORTS_MAX_ATTACHMENT_BYTES", str(10 * 1024 * 1024))
+    monkeypatch.delenv("REPORTS_ALLOWED_DESTINATIONS", raising=False)
+    allow_destinations(monkeypatch, {"name": "drops", "url": tmp_path.as_uri()})
     monkeypatch.setenv(
         "AIRFLOW_CONN_SMTP_DEFAULT",
         smtp_connection(

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.integration.reports.conftest import S3_CONN_ID, insert_report, plant_run, sales_csv
+from tests.integration.reports.conftest import S3_CONN_ID, allow_destinations, insert_report, plant_run, sales_csv
 from tests.support.dags import run_dag
 from tests.support.waiting import wait_until
 
@@ -45,7 +45,10 @@ def _latest_slot(minute_step: int) -> datetime:
     return now.replace(minute=now.minute - now.minute % minute_step, second=0, microsecond=0)
 
 
-def test_scheduled_run_delivers_each_due_report_once_and_refuses_writing_sql(db, reports_env, s3_server, bucket):
+def test_scheduled_run_delivers_each_due_report_once_and_refuses_writing_sql(
+    db, reports_env, s3_server, bucket, monkeypatch
+):
+    allow_destinations(monkeypatch, {"name": "exports", "url": f"s3://{bucket}", "conn_id": S3_CONN_ID})
     smtp = reports_env["smtp"]
     created = datetime.now(UTC) - timedelta(hours=3, minutes=5)  # three hourly slots missed
     paid_id = insert_report(
@@ -221,6 +224,7 @@ def test_retried_delivery_sends_the_email_once(db, reports_env, s3_server, monke
 
     smtp = reports_env["smtp"]
     missing_bucket = f"created-later-{int(time.time())}"
+    allow_destinations(monkeypatch, {"url": f"s3://{missing_bucket}/out", "conn_id": S3_CONN_ID})
     insert_report(
         db,
         name="retried",

@@ -113,3 +113,56 @@ def test_a_superuser_reader_is_refused_before_any_report_sql_runs(db, reports_en
     assert f"connection 'warehouse_reader' (role {admin}) may not run user SQL: it is a superuser" in out + err
     assert _run_errors(db) == {}
     assert reports_env["smtp"].messages == []
+
+
+@pytest.mark.parametrize(
+    ("destination", "refused"),
+    [
+        ("file:///{dags}", "is not under an allowed destination; allowed: drops ("),
+        ("s3://airflow_api@{bucket}/x", "is not under an allowed destination"),
+        ("drops/../../etc", "may not have empty, '.' or '..' segments"),
+        ("s3://airflow_api@allowed-bucket/x", "connection 'airflow_api' is not allowed there"),
+    ],
+)
+def test_an_adhoc_destination_outside_the_allow_list_is_refused_and_nothing_is_written(
+    db, reports_env, tmp_path, monkeypatch, capfd, destination, refused
+):
+    from devstack.airflow_env import PROJECT_ROOT
+    from tests.integration.reports.conftest import S3_CONN_ID, allow_destinations
+
+    allow_destinations(monkeypatch, {"name": "bucket", "url": "s3://allowed-bucket", "conn_id": S3_CONN_ID})
+    dags = PROJECT_ROOT / "dags"
+    before = sorted(dags.iterdir())
+    destination = destination.format(dags=str(dags).lstrip("/"), bucket="some-bucket")
+
+    result = run_dag("reports", conf={"sql": "SELECT 1 AS one", "destination": destination})
+
+    assert result.state == "failed" and result.task_states["validate_request"] == "failed"
+    out, err = capfd.readouterr()
+    assert "invalid report request: field 'destination'" in out + err and refused in out + err
+    assert _run_errors(db) == {}
+    assert sorted(dags.iterdir()) == before
+
+
+def test_every_recipient_up_to_the_maximum_gets_the_report_and_one_more_is_refused(db, reports_env, capfd):
+    from include.settings import MAX_RECIPIENTS
+
+    smtp = reports_env["smtp"]
+    everyone = [f"reader{i:03d}@example.com" for i in range(MAX_RECIPIENTS)]
+
+    too_many = run_dag("reports", conf={"sql": "SELECT 1 AS one", "recipients": [*everyone, "one-more@example.com"]})
+
+    assert too_many.task_states["validate_request"] == "failed"
+    out, err = capfd.readouterr()
+    assert (
+        f"field 'recipients': {MAX_RECIPIENTS + 1} recipients; a report is sent to at most {MAX_RECIPIENTS}"
+        in out + err
+    )
+    assert smtp.messages == []
+
+    delivered = run_dag("reports", conf={"sql": "SELECT 1 AS one", "recipients": everyone, "name": "everyone"})
+
+    assert delivered.state == "success", delivered.task_states
+    [message] = smtp.messages
+    assert sorted(message.recipients) == everyone
+    assert _run_errors(db)["everyone"] == ("delivered", None)
