@@ -2,8 +2,9 @@
 ### Transform (dbt)
 
 Builds the dbt project with [Cosmos](https://astronomer.github.io/astronomer-cosmos/), the job of
-the old worker's `dbt` queue (concurrency 1). Every model is still an Airflow task. How dbt runs
-is `DBT_EXECUTION_MODE` (README, *Execution modes*):
+the old worker's `dbt` queue: one dbt build per run, and every model still an Airflow task.
+
+How dbt runs is `DBT_EXECUTION_MODE` (docs/transform.md, *Execution modes*):
 
 * **watcher** (default): **`dbt.dbt_build`** runs what the command line would, in one worker:
   `dbt source freshness` (the models of a stale source are left out), `dbt build` with the
