@@ -36,8 +36,8 @@ pytestmark = pytest.mark.slow
 
 SHOP, VIEWS = "lin_shop", "lin_views"
 NEW_ORDER = 5001
-#: The task that builds lin_shop.orders (a model without tests is one task)
-MODEL_TASK = "dbt.orders_run"
+#: The task whose success emits the events of what dbt built (watcher mode: the one build)
+MODEL_TASK = "dbt.dbt_build"
 RUN_TIMEOUT = 300
 
 ALERTS = f"""
