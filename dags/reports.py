@@ -19,7 +19,13 @@ query: `--conf '{"sql": "SELECT ...", "format": "xlsx", "recipients": ["a@exampl
 the UI's trigger form shows the same fields.
 
 Reports have their own cron schedules and time zones; the DAG's schedule is how often they are
-looked at.
+looked at. **Data-aware**: the DAG also runs within seconds of an asset event through the aliases
+`dbt_models` and `materialized_views`. A report with `schedule = 'on_change'` is generated once
+per such run that changed a relation it reads (found from its SQL, or declared: `declared_reads`);
+a cron report with `wait_for_data` waits, after its slot, until what it reads changed since the
+previous slot, and at its `data_wait_limit_seconds` goes out anyway with a note in the email and
+in `analytics_report_runs.data_note`. The events that caused a run are in its `triggered_by`.
+Every copy to object storage is an asset event through `report_files`.
 
 **When it fails**: an invalid trigger fails *validate_request* with a message naming the field (a
 destination outside `REPORTS_ALLOWED_DESTINATIONS` names the allowed ones; more recipients than the maximum
@@ -33,9 +39,10 @@ retried by the task's retries and by the next runs. A broken report never stops 
 
 from __future__ import annotations
 
-from airflow.sdk import Param, task, task_group
+from airflow.sdk import AssetAlias, Param, task, task_group
 
 from include.categories import platform_dag
+from include.lineage.assets import RELATION_ALIASES, REPORT_FILES, clock_or_changes
 from include.reports.definitions import FORMATS
 
 PARAMS = {
@@ -111,7 +118,7 @@ def _worker(ti) -> str:
 with platform_dag(
     dag_id="reports",
     category="reports",
-    schedule="*/15 * * * *",
+    schedule=clock_or_changes("*/15 * * * *", RELATION_ALIASES),
     doc_md=__doc__,
     tags=["ad-hoc"],
     params=PARAMS,
@@ -128,11 +135,11 @@ with platform_dag(
         return validate(params)
 
     @task
-    def plan_runs(params: dict, run_id=None) -> list[int]:
+    def plan_runs(params: dict, run_id=None, triggering_asset_events=None) -> list[int]:
         """Create this DAG run's report runs; return every run with work left."""
         from include.reports.tasks import plan
 
-        return plan(params, dag_run_id=run_id)
+        return plan(params, dag_run_id=run_id, triggering_asset_events=triggering_asset_events)
 
     @task
     def generate(report_run: int, ti=None) -> dict:
@@ -141,12 +148,12 @@ with platform_dag(
 
         return generate_run(report_run, worker=_worker(ti))
 
-    @task
-    def deliver(report_run: int, ti=None) -> dict:
+    @task(outlets=[AssetAlias(REPORT_FILES)])
+    def deliver(report_run: int, ti=None, outlet_events=None) -> dict:
         """Send one run's file to its recipients and destinations that did not get it yet."""
         from include.reports.run_delivery import deliver_run
 
-        return deliver_run(report_run, worker=_worker(ti))
+        return deliver_run(report_run, worker=_worker(ti), outlet_events=outlet_events)
 
     @task_group(group_id="report")
     def report(report_run: int) -> None:

@@ -16,6 +16,8 @@ if TYPE_CHECKING:
     from include.reports.destinations import AllowedRoot
 
 FORMATS = ("csv", "csv.gz", "xlsx", *CHART_FORMATS)
+#: The ``schedule`` of a report generated after each change of what it reads (include/reports/data_schedule.py).
+ON_CHANGE = "on_change"
 #: Fields an ad-hoc trigger may set (``airflow dags trigger reports --conf '{...}'`` or the UI form).
 REQUEST_FIELDS = (
     "report_id",
@@ -71,6 +73,13 @@ class ReportDefinition:
     chart: ChartSpec | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    #: with a cron ``schedule``: a slot waits for its data (include/reports/data_schedule.py)
+    wait_for_data: bool = False
+    #: how long after its slot it waits at most (``None``: the default of data_schedule)
+    data_wait_limit_seconds: int | None = None
+    #: the relations it reads (``schema.table``), found by the planning; when each last changed
+    reads: tuple[str, ...] = ()
+    reads_changed_at: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -305,8 +314,25 @@ def definition_from_row(row: Mapping[str, Any]) -> ReportDefinition:
         chart=parse_chart(row.get("chart"), report=name),
         created_at=row.get("created_at"),
         updated_at=row.get("updated_at"),
+        wait_for_data=bool(row.get("wait_for_data")),
+        data_wait_limit_seconds=row.get("data_wait_limit_seconds"),
+        reads=tuple(row.get("reads") or ()),
+        reads_changed_at=dict(row.get("reads_changed_at") or {}),
     )
     return validate_definition(definition)
+
+
+def _check_data_schedule(definition: ReportDefinition) -> None:
+    """``wait_for_data`` needs a cron schedule; a data wait limit is a positive number of seconds."""
+    if definition.wait_for_data and definition.schedule in (None, ON_CHANGE):
+        raise InvalidReportError(
+            "wait_for_data", "a report waits for its data only with a cron schedule", report=definition.name
+        )
+    limit = definition.data_wait_limit_seconds
+    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
+        raise InvalidReportError(
+            "data_wait_limit_seconds", f"expected a positive number of seconds, got {limit!r}", report=definition.name
+        )
 
 
 def validate_definition(definition: ReportDefinition) -> ReportDefinition:
@@ -322,7 +348,8 @@ def validate_definition(definition: ReportDefinition) -> ReportDefinition:
     parameters = _check_parameters(definition.parameters, report=name)
     recipients = _check_recipients(definition.recipients, report=name)
     check_timezone(definition.timezone, report=name)
-    if definition.schedule is not None:
+    _check_data_schedule(definition)
+    if definition.schedule not in (None, ON_CHANGE):
         check_schedule(definition.schedule, report=name)
     if not isinstance(definition.retention_days, int) or definition.retention_days < 1:
         raise InvalidReportError("retention_days", "expected a positive number of days", report=name)

@@ -44,6 +44,8 @@ class ReportEmail:
     attachment: str | None  # local path of the file to attach
     link: str | None  # link to the file when it is not attached
     link_expiry_text: str | None = None
+    #: why it went out without fresh data (its data wait limit passed), shown at the top
+    note: str | None = None
 
     def message_id(self, domain: str) -> str:
         """A Message-ID fixed per delivery, so a mail system can recognise a resent message."""
@@ -51,10 +53,11 @@ class ReportEmail:
 
     def html_body(self) -> str:
         name = html.escape(self.report_name)
-        lines = [
+        lines = [f"<p><b>Note:</b> {html.escape(self.note)}</p>"] if self.note else []
+        lines.append(
             f"<p>Report <b>{name}</b> for {html.escape(self.slot_text)}: "
             f"{self.rows:,} rows, {_human_size(self.bytes)}.</p>",
-        ]
+        )
         if self.attachment:
             lines.append(f"<p>The file <code>{html.escape(self.file_name)}</code> is attached.</p>")
         else:

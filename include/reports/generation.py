@@ -44,7 +44,29 @@ def generate_run(run_id: int, *, worker: str, services: Services | None = None) 
     started = time.perf_counter()
     file_name, location, result = _export_and_publish(ctx, run, worker)
     duration_ms = int((time.perf_counter() - started) * 1000)
-    return _record_generated(ctx, run, worker, file_name, location, result, duration_ms)
+    generated = _record_generated(ctx, run, worker, file_name, location, result, duration_ms)
+    _report_lineage(ctx, run, location)
+    return generated
+
+
+def _report_lineage(ctx: Services, run: Mapping[str, Any], location: str) -> None:
+    """OpenLineage: the run read what its report reads (a stored report's row, else its SQL) and wrote its file."""
+    from include.lineage.assets import file_uri
+    from include.lineage.openlineage import report_lineage, report_relations
+    from include.lineage.relations import relations_read
+
+    try:
+        if run["report_id"] is not None:
+            with ctx.hook.transaction(statement_timeout=30) as conn:
+                stored = one(conn, "select_report_reads", {"report_id": run["report_id"]})
+            reads = list((stored or {}).get("reads") or [])
+        else:
+            with ctx.reader.read_only_transaction(statement_timeout=30) as conn:
+                reads = list(relations_read(conn, run["sql"]).relations)
+        report_relations(ctx.reader, read=reads)
+        report_lineage(ctx.reader, outputs=[file_uri(location)])
+    except Exception:  # lineage is an observer: it never fails the report
+        log.warning("lineage of report run %s not reported", run["id"], exc_info=True)
 
 
 def _claim(ctx: Services, run_id: int, worker: str) -> tuple[dict[str, Any], bool]:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from include.lineage.triggers import RelationChange
 from include.reports.config import ReportSettings
 from include.reports.definitions import (
     InvalidReportError,
@@ -27,18 +28,26 @@ OPEN_RUN_MAX_AGE_DAYS = 7
 
 
 def plan_runs(
-    request: ReportRequest, *, dag_run_id: str, services: Services | None = None, now: datetime | None = None
+    request: ReportRequest,
+    *,
+    dag_run_id: str,
+    changes: Sequence[RelationChange] = (),
+    services: Services | None = None,
+    now: datetime | None = None,
 ) -> list[int]:
     """Create the runs this DAG run works on and return the ids of every run with work left.
 
-    Scheduled: one run per report whose latest cron slot is due (missed slots are caught up once),
-    plus earlier runs still waiting for generation or delivery. Ad-hoc: one run for the request.
+    Scheduled: one run per report whose latest cron slot is due (missed slots are caught up once;
+    a ``wait_for_data`` slot once its data arrived or its data wait limit passed), one per
+    ``on_change`` report that reads a relation among ``changes`` (the run's triggering asset
+    events), plus earlier runs still waiting for generation or delivery. Ad-hoc: one run for the request.
     """
     ctx = services or Services.create()
     now = now or datetime.now(UTC)
     definition = resolve_request(request, services=ctx)
     if definition is None:
-        return _plan_scheduled(ctx, dag_run_id, now)
+        planned = _plan_changes(ctx, dag_run_id, now, changes)
+        return _plan_scheduled(ctx, dag_run_id, now, planned)
     with ctx.hook.transaction() as conn:
         run_id = _insert_run(
             conn,
@@ -78,32 +87,100 @@ def resolve_request(request: ReportRequest, *, services: Services | None = None)
     return validate_definition(definition)
 
 
-def _plan_scheduled(ctx: Services, dag_run_id: str, now: datetime) -> list[int]:
-    from include.reports.schedule import due_slot
+def _plan_changes(ctx: Services, dag_run_id: str, now: datetime, changes: Sequence[RelationChange]) -> int:
+    """Note the changes on the reports that read them; one run per ``on_change`` report that reads one."""
+    from include.reports.data_schedule import changed_reports, record_changes, why
 
+    if not changes:
+        return 0
     with ctx.hook.transaction() as conn:
-        reports = rows(conn, "select_scheduled_reports")
+        noted = record_changes(conn, changes)
+        reports = changed_reports(conn, changes)
+    log.info("%d report(s) read what changed; %d generated on change", noted, len(reports))
     planned = 0
     for row in reports:
         try:
             definition = definition_from_row(row)
-            anchor = row["last_slot"] or row["created_at"]
-            slot = due_slot(definition.schedule, definition.timezone, anchor=anchor, now=now)
+        except InvalidReportError as error:
+            _record_invalid(ctx, row, error, dag_run_id, now)
+            continue
+        triggered_by = why(changes, definition.reads)
+        with ctx.hook.transaction() as conn:
+            _insert_run(
+                conn, ctx.settings, definition, trigger="change", slot=now,
+                run_key=f"change:{definition.id}:{dag_run_id}", dag_run_id=dag_run_id, triggered_by=triggered_by,
+            )  # fmt: skip
+        planned += 1
+        log.info("report %r generated because %s", definition.name, _describe(triggered_by))
+    if planned:
+        metrics.incr("reports.planned", planned, trigger="change")
+    return planned
+
+
+def _describe(triggered_by: Sequence[Mapping[str, Any]]) -> str:
+    return "; ".join(f"{c['relation']} changed at {c['at']}" for c in triggered_by) or "its data arrived"
+
+
+def _plan_scheduled(ctx: Services, dag_run_id: str, now: datetime, planned: int = 0) -> list[int]:
+    """The due cron slots (a waiting one once its data is there), then every run with work left."""
+    with ctx.hook.transaction() as conn:
+        reports = rows(conn, "select_scheduled_reports")
+    due = 0
+    for row in reports:
+        try:
+            definition = definition_from_row(row)
+            slot, wait = _due(definition, row, now)
         except InvalidReportError as error:
             _record_invalid(ctx, row, error, dag_run_id, now)
             continue
         if slot is None:
             continue
-        with ctx.hook.transaction() as conn:
-            run_key = f"scheduled:{definition.id}:{slot.isoformat()}"
-            _insert_run(
-                conn, ctx.settings, definition, trigger="scheduled", slot=slot, run_key=run_key, dag_run_id=dag_run_id
-            )
-            conn.execute(load_sql("reports/supersede_runs.sql"), {"report_id": definition.id, "slot": slot})
-        planned += 1
-        log.info("report %r is due for slot %s", definition.name, slot.isoformat())
-    if planned:
-        metrics.incr("reports.planned", planned, trigger="scheduled")
+        if wait is not None and not wait.go:
+            log.info("report %r, slot %s: %s", definition.name, slot.isoformat(), wait.reason)
+            continue
+        _insert_scheduled(ctx, definition, slot, dag_run_id, wait)
+        due += 1
+    if due:
+        metrics.incr("reports.planned", due, trigger="scheduled")
+    return _open_runs(ctx, planned + due)
+
+
+def _due(definition: ReportDefinition, row: Mapping[str, Any], now: datetime) -> tuple[datetime | None, Any]:
+    """The slot due now (or ``None``), and for a ``wait_for_data`` report whether its data is there."""
+    from include.reports.data_schedule import data_wait
+    from include.reports.schedule import due_slot, previous_slot
+
+    anchor = row["last_slot"] or row["created_at"]
+    slot = due_slot(definition.schedule, definition.timezone, anchor=anchor, now=now)
+    if slot is None or not definition.wait_for_data:
+        return slot, None
+    wait = data_wait(
+        slot=slot,
+        previous_slot=previous_slot(definition.schedule, definition.timezone, slot),
+        reads_changed_at=definition.reads_changed_at,
+        limit_seconds=definition.data_wait_limit_seconds,
+        now=now,
+    )
+    return slot, wait
+
+
+def _insert_scheduled(ctx: Services, definition: ReportDefinition, slot: datetime, dag_run_id: str, wait) -> None:
+    with ctx.hook.transaction() as conn:
+        _insert_run(
+            conn, ctx.settings, definition, trigger="scheduled", slot=slot,
+            run_key=f"scheduled:{definition.id}:{slot.isoformat()}", dag_run_id=dag_run_id,
+            triggered_by=list(wait.triggered_by) if wait is not None and wait.triggered_by else None,
+            data_note=wait.note if wait is not None else None,
+        )  # fmt: skip
+        conn.execute(load_sql("reports/supersede_runs.sql"), {"report_id": definition.id, "slot": slot})
+    reason = f" ({wait.reason})" if wait is not None else ""
+    log.info("report %r is due for slot %s%s", definition.name, slot.isoformat(), reason)
+    if wait is not None and wait.note:
+        log.warning("report %r: %s", definition.name, wait.note)
+
+
+def _open_runs(ctx: Services, planned: int) -> list[int]:
+    """Every run with work left (pending, or generated and not all delivered), not too old."""
     with ctx.hook.transaction() as conn:
         open_runs = rows(
             conn,
@@ -180,8 +257,12 @@ def _insert_run(
     status: str = "pending",
     error: str | None = None,
     validated: bool = True,
+    triggered_by: list[dict[str, Any]] | None = None,
+    data_note: str | None = None,
 ) -> int:
     """Insert the run of ``run_key`` (or find the one a previous try inserted); return its id."""
+    from psycopg.types.json import Jsonb
+
     params = {
         **_run_values(definition, settings, validated=validated),
         "trigger": trigger,
@@ -190,6 +271,8 @@ def _insert_run(
         "dag_run_id": dag_run_id,
         "status": status,
         "error": error,
+        "triggered_by": Jsonb(triggered_by) if triggered_by is not None else None,
+        "data_note": data_note,
     }
     inserted = one(conn, "insert_run", params)
     if inserted:

@@ -33,6 +33,8 @@ class _Outcome:
     failures: list[str] = field(default_factory=list)
     waiting: list[str] = field(default_factory=list)
     refused: CircuitOpenError | None = None
+    #: object-storage URLs the file was published to in this task
+    published: list[str] = field(default_factory=list)
 
 
 def _delivery_targets(run: Mapping[str, Any], settings: ReportSettings) -> list[dict[str, Any]]:
@@ -45,12 +47,15 @@ def _delivery_targets(run: Mapping[str, Any], settings: ReportSettings) -> list[
     return targets
 
 
-def deliver_run(run_id: int, *, worker: str, services: Services | None = None) -> dict[str, Any]:
+def deliver_run(
+    run_id: int, *, worker: str, services: Services | None = None, outlet_events: Any = None
+) -> dict[str, Any]:
     """Send run ``run_id`` to each of its recipients and destinations that has not had it yet.
 
     Each delivery is claimed atomically and marked ``sent`` right after it went out, so a retried
     task sends only what is missing. Failed deliveries are recorded and retried (by the task's
-    retries, then by later DAG runs) up to ``max_attempts``.
+    retries, then by later DAG runs) up to ``max_attempts``. Every copy to object storage is an
+    asset event (its URL) through the alias ``report_files`` (``outlet_events``: the task's).
     """
     ctx = services or Services.create()
     run, deliveries = _open_deliveries(ctx, run_id)
@@ -58,6 +63,7 @@ def deliver_run(run_id: int, *, worker: str, services: Services | None = None) -
     for delivery in deliveries:
         if delivery["status"] != "sent":
             _attempt(ctx, run, delivery, worker, outcome)
+    _announce_files(run, outcome.published, outlet_events)
     run, deliveries = _settle(ctx, run_id, outcome.failures)
     if outcome.failures:
         raise DeliveryError(
@@ -140,8 +146,24 @@ def _attempt(
             {"delivery_id": delivery["id"], "location": location, "message_id": message_id},
         )
     outcome.sent += 1
+    if delivery["channel"] == "object_storage" and location:
+        outcome.published.append(location)
     metrics.incr("reports.delivered", channel=delivery["channel"])
     log.info("%s: delivered to %s", where, label)
+
+
+def _announce_files(run: Mapping[str, Any], published: list[str], outlet_events: Any) -> None:
+    """The published copies are asset events (``report_files``) and the task's OpenLineage outputs."""
+    from include.lineage.assets import REPORT_FILES, emit_asset_events, file_uri
+    from include.lineage.openlineage import report_lineage
+
+    if not published:
+        return
+    uris = {file_uri(url): {"report": run["report_name"], "report_run_id": run["id"]} for url in published}
+    if outlet_events is not None:
+        emit_asset_events(outlet_events, REPORT_FILES, uris)
+    report_lineage(None, inputs=[file_uri(run["location"])], outputs=list(uris))
+    log.info("report %r run %s published: %s", run["report_name"], run["id"], ", ".join(uris))
 
 
 def _record_failure(ctx: Services, delivery: Mapping[str, Any], error: BaseException) -> None:
@@ -237,6 +259,7 @@ def _deliver_one(
         attachment=attachment,
         link=link,
         link_expiry_text=expiry_text,
+        note=run.get("data_note"),
     )
     try:
         message_id = send_report_email(email, smtp_conn_id=delivery["conn_id"] or settings.smtp_conn_id)

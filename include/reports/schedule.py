@@ -48,3 +48,11 @@ def due_slot(schedule: str, timezone: str, *, anchor: datetime, now: datetime) -
     """
     slot = latest_slot(schedule, timezone, now)
     return slot if slot > anchor else None
+
+
+def previous_slot(schedule: str, timezone: str, slot: datetime) -> datetime:
+    """The cron slot before ``slot`` (evaluated in ``timezone``), in UTC."""
+    from croniter import croniter
+
+    zone = check_timezone(timezone)
+    return croniter(schedule, slot.astimezone(zone)).get_prev(datetime).astimezone(UTC)

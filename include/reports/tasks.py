@@ -79,12 +79,25 @@ def validate_request(fields: Mapping[str, Any] | None, services=None) -> dict[st
     return summary
 
 
-def plan(fields: Mapping[str, Any] | None, *, dag_run_id: str, services=None) -> list[int]:
-    """The planning task: create the runs of this DAG run (its Params: ``fields``); every run with work left."""
+def plan(
+    fields: Mapping[str, Any] | None, *, dag_run_id: str, triggering_asset_events: Any = None, services=None
+) -> list[int]:
+    """The planning task: create the runs of this DAG run (its Params: ``fields``); every run with work left.
+
+    First what every report reads is worked out again where it is stale (on the reader
+    connection); a run that asset events triggered plans the reports that read what changed.
+    """
+    from include.lineage.definitions import refresh_reads
+    from include.lineage.triggers import log_changes, relation_changes
     from include.reports.planning import plan_runs
+    from include.reports.run_store import Services
 
     request = _request(fields)
+    services = services or Services.create()
+    refresh_reads(services.hook, services.reader, "analytics_reports")
+    changes = relation_changes(triggering_asset_events) if request.mode == "scheduled" else []
+    log_changes(log, changes, "reports")
     try:
-        return plan_runs(request, dag_run_id=dag_run_id, services=services)
+        return plan_runs(request, dag_run_id=dag_run_id, changes=changes, services=services)
     except InvalidReportError as error:
         raise _fail(error) from None
