@@ -10,6 +10,9 @@ once. dbt adds the order and changes no customer row, so:
   reads ``lin_shop.customers``; the refreshed view is an event of its own;
 * ``alerts`` runs for it and evaluates the alert that reads ``lin_shop.orders`` (and, after the
   view's event, the one that reads the view), not the one that reads ``lin_shop.customers``;
+* ``reports`` runs for it and generates the ``on_change`` report that reads ``lin_shop.orders``
+  once (its published file is an event too); a report waiting for ``lin_shop.customers`` goes
+  out at its data wait limit, marked;
 * the Assets view of the REST API shows the assets, the aliases and the DAGs that consume them;
 * the OpenLineage file transport has each job's inputs and outputs, named like the assets.
 """
@@ -126,11 +129,26 @@ def change(test_env, tmp_path_factory):
         conn.execute(f"CREATE MATERIALIZED VIEW {VIEWS}.customer_count AS SELECT count(*) AS n FROM {SHOP}.customers")
     definitions = root / "alerts"
     _write(definitions / "data_aware.yaml", ALERTS)
+    published = root / "published"
+    published.mkdir()
+    with psycopg.connect(test_env.database_url, autocommit=True) as conn:
+        conn.execute("TRUNCATE analytics_reports RESTART IDENTITY CASCADE")
+        conn.execute(
+            "INSERT INTO analytics_reports (name, sql, schedule, destinations, wait_for_data, data_wait_limit_seconds) "
+            "VALUES (%s, %s, 'on_change', %s, false, NULL), (%s, %s, '* * * * *', '[]', true, 1)",
+            [
+                "orders_on_change", f"SELECT order_id, amount FROM {SHOP}.orders ORDER BY order_id",
+                json.dumps([{"url": published.as_uri()}]),
+                "customers_each_minute", f"SELECT count(*) AS customers FROM {SHOP}.customers",
+            ],
+        )  # fmt: skip
     webhook = RecordingHTTPServer().start()
     env = {
         **settings,
         "AIRFLOW__COSMOS__DBT_DOCS_PROJECTS": json.dumps({"shop": {"dir": str(root / "docs")}}),
         "ALERT_DEFINITIONS_DIR": str(definitions),
+        "REPORTS_ALLOWED_DESTINATIONS": json.dumps([{"name": "published", "url": published.as_uri()}]),
+        "REPORTS_STORAGE_URL": (root / "archive").as_uri(),
         "AIRFLOW__SCHEDULER__PARSING_CLEANUP_INTERVAL": "5",  # activates alias-made assets sooner
         "AIRFLOW_CONN_ALERT_WEBHOOK": json.dumps({"conn_type": "http", "host": webhook.url}),
         "ANALYTICS_CONFIG": json.dumps(
@@ -148,16 +166,24 @@ def change(test_env, tmp_path_factory):
                     "INSERT INTO raw.orders (order_id, customer_id, ordered_at, status, amount) "
                     f"VALUES ({NEW_ORDER}, 1, now(), 'placed', 42.00)"
                 )
-            for dag_id in ("alerts", "analytics", "transform"):  # transform's first (clock) run builds the change
+            for dag_id in ("alerts", "analytics", "reports", "transform"):  # transform's first run builds the change
                 api.unpause(dag_id)
             transform = wait_until(
                 lambda: next(iter(api.runs("transform")), None), what="transform's first run", timeout=RUN_TIMEOUT
             )
-            yield {"stack": stack, "api": api, "transform": transform, "root": root, "env": test_env}
+            yield {
+                "stack": stack,
+                "api": api,
+                "transform": transform,
+                "root": root,
+                "env": test_env,
+                "published": published,
+            }
     finally:
         webhook.stop()
         with psycopg.connect(test_env.database_url, autocommit=True) as conn:
             conn.execute(f"DROP SCHEMA IF EXISTS {VIEWS}, {SHOP} CASCADE")
+            conn.execute("TRUNCATE analytics_reports RESTART IDENTITY CASCADE")
             conn.execute(f"DELETE FROM raw.orders WHERE order_id = {NEW_ORDER}")
 
 
@@ -328,3 +354,49 @@ def test_only_what_dbt_changed_is_an_asset_event(change):
         "materialized": "incremental",
         "rows_affected": 1,
     }
+
+
+def _report_runs(db, report: str) -> list[dict]:
+    cur = db.execute(
+        "SELECT trigger, status, triggered_by, data_note, dag_run_id FROM analytics_report_runs "
+        "WHERE report_name = %s ORDER BY id",
+        [report],
+    )
+    return [dict(zip(("trigger", "status", "triggered_by", "data_note", "dag_run_id"), r, strict=True)) for r in cur]
+
+
+def test_the_report_on_change_is_generated_once_after_its_input_changed(change, db):
+    api, transform = change["api"], change["transform"]["dag_run_id"]
+    run = _triggered_by(api, "reports", transform, f"{SHOP}.orders")
+    assert run["state"] == "success", api.tasks("reports", run["dag_run_id"])
+    analytics = _triggered_by(api, "analytics", transform, f"{SHOP}.orders")
+    _triggered_by(api, "reports", analytics["dag_run_id"])  # the view's event: the report does not read it
+    (generated,) = _report_runs(db, "orders_on_change")
+    assert (generated["trigger"], generated["status"], generated["dag_run_id"]) == (
+        "change",
+        "delivered",
+        run["dag_run_id"],
+    )
+    assert [(c["relation"], c["source"]) for c in generated["triggered_by"]] == [
+        (f"{SHOP}.orders", f"transform.{MODEL_TASK}")
+    ]
+    (copy,) = list(change["published"].glob("*"))
+    assert str(NEW_ORDER) in copy.read_text()
+    files = api.asset_events(source_dag_id="reports", source_run_id=run["dag_run_id"])
+    assert [e["uri"] for e in files] == [copy.as_uri()]
+
+
+def test_a_report_waiting_for_data_goes_out_at_its_data_wait_limit_marked(change, db):
+    api = change["api"]
+
+    def marked() -> list[dict]:  # a run after the report's first minute slot plans it
+        return [r for r in _report_runs(db, "customers_each_minute") if r["data_note"]]
+
+    def planned() -> list[dict]:
+        api.wait("reports", api.trigger("reports"))
+        return marked()
+
+    (late,) = wait_until(planned, what="the waiting report to go out at its limit", timeout=150, interval=5)[:1]
+    assert late["trigger"] == "scheduled" and late["status"] == "delivered"
+    assert late["data_note"].startswith("Generated at its data wait limit (1 s after the ")
+    assert "none of the relations it reads was seen to change" in late["data_note"]
