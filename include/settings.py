@@ -68,3 +68,11 @@ def env_number(name: str, default: N, kind: Callable[[str], N] = float) -> N:
     except ValueError:
         expected = "an integer" if kind is int else "a number"
         raise ValueError(f"setting {name}={raw!r} is not {expected}") from None
+
+
+def delivery_heartbeat_seconds() -> float:
+    """Seconds between two heartbeats of a worker delivering notifications or reports
+    (``DELIVERY_HEARTBEAT_SECONDS``; default: :data:`delivery.recording.HEARTBEAT_SECONDS`)."""
+    from delivery.recording import HEARTBEAT_SECONDS
+
+    return env_number("DELIVERY_HEARTBEAT_SECONDS", HEARTBEAT_SECONDS)
