@@ -89,10 +89,12 @@ class TaskFailureNotifier(BaseNotifier):
             log.info("%s; skipping the %s failure channel", problem, channel)
             return
         outcome = deliver(conn_id, message)
-        if outcome.delivered:
-            log.info("task failure of %s.%s notified by %s", summary["dag_id"], summary["task"], channel)
-        else:
+        if not outcome.delivered:
             log.warning("task failure notification by %s not sent: %s", channel, outcome.describe())
+        elif outcome.problem:
+            log.warning("task failure notification by %s reached only some recipients: %s", channel, outcome.problem)
+        else:
+            log.info("task failure of %s.%s notified by %s", summary["dag_id"], summary["task"], channel)
 
     def _email(self, summary: dict[str, str]):
         from delivery.messages import Email

@@ -198,8 +198,9 @@ def test_a_worker_gone_between_send_and_record_leaves_its_row_unknown_or_resends
 
 
 def test_transient_failures_back_off_then_give_up(db, channels):
-    http_server, _ = channels
-    alert = make_alert(db, "flaky", "SELECT 1", ">", 0, channels=[{"type": "webhook", "endpoint": "/hooks/alerts"}])
+    http_server, smtp_server = channels
+    webhook = {"type": "webhook", "endpoint": "/hooks/alerts"}
+    alert = make_alert(db, "flaky", "SELECT 1", ">", 0, owner="owner@example.com", channels=[webhook])
     evaluate([alert])
     http_server.respond_with(503, {"error": "busy"}, times=10)
     settings = replace(TEST_SETTINGS, retry_base=60, retry_max=600, max_attempts=2)
@@ -214,9 +215,11 @@ def test_transient_failures_back_off_then_give_up(db, channels):
 
     db.execute("UPDATE analytics_alert_notifications SET next_attempt_at = now()")
     second = deliver_pending(settings=settings)
-    [row] = notifications(db)
+    [row] = [r for r in notifications(db) if r["kind"] == "fired"]
     assert second.failed == 1 and row["status"] == "failed" and row["attempts"] == 2
     assert second.permanent == []  # used up its attempts: not a permanent failure
+    [notice] = smtp_server.messages  # the owner is told when it gives up
+    assert notice.recipients == ["owner@example.com"] and "could not be delivered" in notice.subject
 
 
 def test_a_4xx_fails_for_good_at_once_tells_the_owner_once_and_does_not_count(db, channels):
