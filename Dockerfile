@@ -17,6 +17,12 @@ ENV PYTHONPATH=/usr/local/airflow:/usr/local/airflow/plugins \
     # Only what monitoring/statsd_mapping.yml maps (same list as devstack/airflow_env.py; a test checks).
     AIRFLOW__METRICS__METRICS_ALLOW_LIST="^platform[.],^ti[._],^task,^dag,^pool[.],^executor[.],^scheduler,^operator_,^trigger,^asset[.],^deadline_alerts[.],^celery[.]"
 
+# OpenLineage (apache-airflow-providers-openlineage): every task's run events, the platform's jobs
+# with their input and output datasets. Off until a transport is set: OPENLINEAGE_URL (Marquez) or
+# AIRFLOW__OPENLINEAGE__TRANSPORT; docs/assets-and-lineage.md. Same settings as devstack/airflow_env.py.
+ENV AIRFLOW__OPENLINEAGE__NAMESPACE=analytics-platform \
+    AIRFLOW__OPENLINEAGE__EXECUTE_IN_THREAD=True
+
 # dbt (transform DAG). The docs task publishes `dbt docs generate` output to this directory and
 # Cosmos's UI plugin serves it (Browse -> dbt Docs); docker-compose.override.yml shares it between
 # the scheduler (which runs the tasks locally) and the API server. Profile connection: DBT_PG_*.

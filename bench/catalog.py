@@ -165,7 +165,9 @@ def main() -> None:
     import psycopg
     from psycopg import sql
 
-    base_url = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/analytics")
+    from include.settings import database_url
+
+    base_url = database_url()
     name = f"bench_catalog_{os.getpid()}"
     admin_url = _with_db(base_url, "postgres")
     url = _with_db(base_url, name)

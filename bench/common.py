@@ -113,7 +113,9 @@ def finish(
 
 def admin_database_url() -> str:
     """The ``postgres`` database of the server in ``DATABASE_URL``, for creating and dropping scratch databases."""
-    return with_database(os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"), "postgres")
+    from include.settings import database_url
+
+    return with_database(database_url(), "postgres")
 
 
 def with_database(url: str, name: str) -> str:

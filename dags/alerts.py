@@ -10,7 +10,7 @@ queue. Definitions live in `analytics_alerts`; alerts kept as code in
   and skipped, the others still sync.
 * **create_threshold_alert**: when the trigger form asks for it, creates a threshold alert on a
   catalog object without SQL (row count drop in %, or freshness of a timestamp column).
-* **plan_batches** / **evaluate_batch**: the due alerts are evaluated in parallel batches (one
+* **plan_batches** / **evaluate_batch**: the alerts of this run are evaluated in parallel batches (one
   mapped task per batch, as many at a time as the `alerts` pool has slots). Each alert's SQL runs on the
   least-privilege reader connection `warehouse_reader` (refused if that role is privileged), is
   described on the server first (one query returning rows; `COPY`, `DO`... never run), and runs in
@@ -30,7 +30,13 @@ queue. Definitions live in `analytics_alerts`; alerts kept as code in
 * **check_evaluation**: fails when a batch (or the planning) failed, so that a run whose alerts
   were not all checked never ends as a success; skipped otherwise.
 
-An alert's own `check_interval` can make it less frequent than the DAG. Trigger with the form
+**Data-aware**: besides its clock, the DAG runs within seconds of an asset event through the
+aliases `dbt_models` (a model `transform` built) and `materialized_views` (a view `analytics`
+refreshed). Such a run evaluates only the alerts that read a relation that changed (found from
+their SQL by `sync_definitions`, or declared: `reads`) and whose `schedule` is `on_change` or
+`clock_and_change`; the triggering events are in the task log and in
+`analytics_alert_events.triggered_by`. A clock run evaluates the alerts whose `schedule` is
+`clock` or `clock_and_change` and whose own `check_interval` has passed. Trigger with the form
 (Params) to evaluate chosen alerts now, to preview a run (`dry_run`), or to create a catalog
 threshold alert.
 
@@ -54,11 +60,12 @@ from __future__ import annotations
 from airflow.sdk import Param, task
 
 from include.categories import platform_dag
+from include.lineage.assets import RELATION_ALIASES, clock_or_changes
 
 with platform_dag(
     dag_id="alerts",
     category="alerts",
-    schedule="*/5 * * * *",
+    schedule=clock_or_changes("*/5 * * * *", RELATION_ALIASES),
     doc_md=__doc__,
     params={
         "only_alerts": Param(
@@ -132,7 +139,7 @@ with platform_dag(
         """Split the due alerts into batches for the mapped evaluation."""
         from include.alerts.tasks import plan
 
-        return plan(context["run_id"], context["params"])
+        return plan(context)
 
     @task
     def evaluate_batch(alert_ids: list[int], **context) -> dict:

@@ -23,6 +23,12 @@ its `database` circuit breaker. Every job writes its runs to `analytics_refresh_
 * **notify_analytics_api**: tells the analytics API service (connection `analytics_api`) what was
   refreshed so it drops stale caches; a failed notification never fails the run.
 
+**Data-aware**: the DAG also runs within seconds of an asset event through the alias
+`dbt_models` (a model `transform` built). Such a run refreshes only the materialized views that
+read a model that changed (directly or through views) and the views that read those, in
+dependency order; every view refreshed emits an asset event through `materialized_views` (alerts
+and reports that read it run next). The other jobs keep their clocks.
+
 **Schedule**: each job runs when its own cron schedule (UTC) has fired since its last run
 (defaults in `include/analytics/config.py`, listed in docs/task-registry.md). Change them at run
 time in the Variable `analytics_config`, e.g. `{"schedule": {"catalog": "*/30 * * * *",
@@ -38,15 +44,16 @@ chosen jobs now whatever their schedule. **Configuration**: docs/analytics.md.
 
 from __future__ import annotations
 
-from airflow.sdk import Param, task
+from airflow.sdk import AssetAlias, Param, task
 
 from include.analytics.config import JOBS
 from include.categories import platform_dag
+from include.lineage.assets import DBT_MODELS, MATERIALIZED_VIEWS, clock_or_changes
 
 with platform_dag(
     dag_id="analytics",
     category="analytics",
-    schedule="*/15 * * * *",
+    schedule=clock_or_changes("*/15 * * * *", [DBT_MODELS]),
     doc_md=__doc__,
     tags=["catalog"],
     params={
@@ -81,9 +88,9 @@ with platform_dag(
 
         return tasks.plan_materialized_views(context)
 
-    @task(map_index_template="{{ view_label | default('') }}")
+    @task(map_index_template="{{ view_label | default('') }}", outlets=[AssetAlias(MATERIALIZED_VIEWS)])
     def refresh_materialized_view(view: dict, **context) -> dict:
-        """Refresh one materialized view (after the views it reads)."""
+        """Refresh one materialized view (after the views it reads); an asset event when it refreshed."""
         from include.analytics import tasks
 
         return tasks.refresh_materialized_view(view, context)

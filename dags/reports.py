@@ -137,14 +137,14 @@ with platform_dag(
     @task
     def generate(report_run: int, **context) -> dict:
         """Generate the report file of one run (once, whatever the retries)."""
-        from include.reports.runs import generate_run
+        from include.reports.generation import generate_run
 
         return generate_run(report_run, worker=_worker(context))
 
     @task
     def deliver(report_run: int, **context) -> dict:
         """Send one run's file to its recipients and destinations that did not get it yet."""
-        from include.reports.runs import deliver_run
+        from include.reports.run_delivery import deliver_run
 
         return deliver_run(report_run, worker=_worker(context))
 
@@ -155,7 +155,7 @@ with platform_dag(
     @task
     def cleanup_expired_files() -> dict:
         """Delete report files past their retention (archive and object storage copies)."""
-        from include.reports.runs import cleanup_expired
+        from include.reports.retention import cleanup_expired
 
         return cleanup_expired()
 

@@ -22,6 +22,7 @@ from devstack import services
 from devstack.airflow_env import PROJECT_ROOT, dbt_profile_environment
 from devstack.stack import LocalStack
 from include.security.roles import PASSWORD_ENV, RolePlan
+from include.settings import airflow_port
 
 LOCAL_DIR = PROJECT_ROOT / ".local"
 CELERY_METADATA_DB = "airflow_metadata"
@@ -149,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devstack", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     up_parser = sub.add_parser("up", help="start the local stack")
-    up_parser.add_argument("--port", type=int, default=int(os.environ.get("AIRFLOW_PORT", "8080")))
+    up_parser.add_argument("--port", type=int, default=airflow_port())
     up_parser.add_argument("--executor", choices=["local", "celery"], default="local")
     sub.add_parser("down", help="stop everything `up` started")
     sub.add_parser("status", help="show the processes of the local stack")

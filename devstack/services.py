@@ -20,14 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from include.settings import database_url, redis_url
+from include.settings import LOCAL_POSTGRES_PORT, LOCAL_REDIS_PORT, database_url, redis_url
 
 log = logging.getLogger(__name__)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 LOCAL_DIR = PROJECT_ROOT / ".local"
-LOCAL_PG_PORT = 55432
-LOCAL_REDIS_PORT = 56379
 
 
 class ServiceError(RuntimeError):
@@ -128,11 +126,11 @@ def _as_postgres_user() -> list[str]:
 
 def start_local_postgres() -> ServiceHandle:
     """Start (initialising on first use) the project-local cluster under ``.local/postgres``."""
-    url = f"postgresql://postgres@127.0.0.1:{LOCAL_PG_PORT}/postgres"
+    url = f"postgresql://postgres@127.0.0.1:{LOCAL_POSTGRES_PORT}/postgres"
     if postgres_reachable(url):
         return ServiceHandle("postgres", url, started_here=False)
-    handle = start_postgres_cluster(LOCAL_DIR / "postgres", LOCAL_PG_PORT)
-    log.info("started project-local PostgreSQL on 127.0.0.1:%s", LOCAL_PG_PORT)
+    handle = start_postgres_cluster(LOCAL_DIR / "postgres", LOCAL_POSTGRES_PORT)
+    log.info("started project-local PostgreSQL on 127.0.0.1:%s", LOCAL_POSTGRES_PORT)
     return handle
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from devstack.airflow_env import PROJECT_ROOT, airflow_environment, api_connection_environment, celery_environment
+from include.settings import DEFAULT_AIRFLOW_PORT
 
 log = logging.getLogger("devstack")
 
@@ -47,7 +48,7 @@ class LocalStack:
     local_dir: Path
     database_url: str
     redis_url: str
-    port: int = 8080
+    port: int = DEFAULT_AIRFLOW_PORT
     executor: str = "local"  # or "celery"
     metadata_db_url: str | None = None
     broker_url: str | None = None
@@ -79,8 +80,6 @@ class LocalStack:
             api_port=self.port,
             metadata_db_url=self.metadata_db_url,
         )
-        if self.reader_url:
-            env["READER_DATABASE_URL"] = self.reader_url
         if self.executor == "celery":
             if not (self.metadata_db_url and self.broker_url):
                 raise ValueError("the Celery stack needs a PostgreSQL metadata DB and a broker URL")

@@ -1,13 +1,18 @@
 """Operator commands of the platform, no Python needed: ``python -m include <command>``.
 
-python -m include migrate                    apply the platform schema migrations (DATABASE_URL)
+The commands reach the warehouse and Redis through the same hooks and Airflow connections as the
+tasks (``warehouse``, ``warehouse_reader``, ``circuit_breaker_redis``; see
+:func:`include.settings.airflow_connections`); only ``roles`` connects as an administrator
+(``DATABASE_URL``), to provision the roles those connections log in as.
+
+python -m include migrate                    apply the platform schema migrations (connection warehouse)
 python -m include roles setup|sql|check      the platform's role and the reader role (docs/security.md)
 python -m include alerts validate|sync|list|check|outbox|deliver|create-row-count|create-freshness
 python -m include breakers status [--json]   every circuit breaker and target (connection circuit_breaker_redis)
 python -m include breakers reset NAME [--target TARGET]
 python -m include reports runs [--report NAME] [--limit N]   latest report runs, deliveries, errors
 python -m include dbt manifest               build the dbt manifest the transform DAG renders (DBT_PROJECT_PATH)
-python -m include dbt load-demo              load the demo source data of the bundled dbt project (DATABASE_URL)
+python -m include dbt load-demo              load the demo source data of the bundled dbt project (connection warehouse)
 python -m include registry [--check]         write docs/task-registry.md from the DAGs (--check: only compare)
 """
 
@@ -20,13 +25,14 @@ import sys
 
 
 def _migrate(args: argparse.Namespace) -> int:
-    import psycopg
-
+    from hooks.warehouse import WarehouseHook
     from include.migrations import apply_migrations
-    from include.settings import database_url
 
-    with psycopg.connect(database_url()) as conn:
+    conn = WarehouseHook(application_name="platform-migrate").get_conn()
+    try:
         applied = apply_migrations(conn)
+    finally:
+        conn.close()
     print(f"applied migrations: {applied}" if applied else "schema is up to date")
     return 0
 
@@ -66,15 +72,15 @@ def _breakers(args: argparse.Namespace) -> int:
 
 
 def _reports(args: argparse.Namespace) -> int:
-    import psycopg
     from psycopg.rows import dict_row
 
-    from include.settings import database_url
+    from hooks.warehouse import WarehouseHook
     from include.sql import load_sql
 
-    with psycopg.connect(database_url(), row_factory=dict_row) as conn:
-        runs = conn.execute(load_sql("reports/select_recent_runs.sql"), {"report": args.report, "limit": args.limit})
-        runs = runs.fetchall()
+    parameters = {"report": args.report, "limit": args.limit}
+    hook = WarehouseHook(application_name="reports-cli")
+    with hook.transaction(statement_timeout=30) as conn, conn.cursor(row_factory=dict_row) as cur:
+        runs = cur.execute(load_sql("reports/select_recent_runs.sql"), parameters).fetchall()
     if args.json:
         print(json.dumps(runs, indent=2, default=str))
         return 0
@@ -102,13 +108,14 @@ def _dbt(args: argparse.Namespace) -> int:
 
         print(f"dbt manifest written to {build_manifest(DbtProject.from_env())}")
         return 0
-    import psycopg
-
-    from include.settings import database_url
+    from hooks.warehouse import WarehouseHook
     from include.transform.demo_data import load_demo_data
 
-    with psycopg.connect(database_url()) as conn:
+    conn = WarehouseHook(application_name="dbt-load-demo").get_conn()
+    try:
         load_demo_data(conn)  # logs the row counts
+    finally:
+        conn.close()
     return 0
 
 
@@ -162,9 +169,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from include.settings import airflow_connections
+
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    with airflow_connections():
+        return args.func(args)
 
 
 if __name__ == "__main__":

@@ -102,6 +102,11 @@ def describe_schedule(schedule: Any) -> str:
     """A DAG's schedule for people: ``*/5 * * * *`` -> `` `*/5 * * * *` (every 5 minutes, UTC)``."""
     if schedule is None:
         return "triggered only"
+    clock = getattr(schedule, "timetable", None)
+    condition = getattr(schedule, "asset_condition", None)
+    if clock is not None and condition is not None:  # an asset-or-time schedule (include.lineage.assets)
+        aliases = ", ".join(f"`{name}`" for name in _asset_names(condition))
+        return f"{describe_schedule(getattr(clock, 'expression', clock))}, and after asset events of {aliases}"
     if not isinstance(schedule, str):
         return f"`{schedule!r}`"
     try:
@@ -111,6 +116,14 @@ def describe_schedule(schedule: Any) -> str:
     except Exception:  # not a cron expression (a preset such as @daily)
         return f"`{schedule}`"
     return f"`{schedule}` ({words[0].lower() + words[1:]}, UTC)"
+
+
+def _asset_names(condition: Any) -> list[str]:
+    """The names of the assets and aliases in an asset condition (``AssetAny``/``AssetAll`` nest them)."""
+    objects = getattr(condition, "objects", None)
+    if objects is None:
+        return [getattr(condition, "name", str(condition))]
+    return [name for item in objects for name in _asset_names(item)]
 
 
 def _minutes(n: float) -> timedelta:

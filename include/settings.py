@@ -6,45 +6,46 @@ Read these inside tasks and commands, never at DAG parse time.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TypeVar
 
 N = TypeVar("N", int, float)
 
-#: Airflow connection ids used by the platform: its own role, and the reader role for user SQL.
-WAREHOUSE_CONN_ID = "warehouse"
-WAREHOUSE_READER_CONN_ID = "warehouse_reader"
+#: Airflow connections of the channels (alerts, failure callbacks, report emails). The connections
+#: the platform's hooks use are their ``default_conn_name`` (``hooks.warehouse``, ``hooks.external_api``...).
 SMTP_CONN_ID = "smtp_default"
 SLACK_CONN_ID = "slack_alerts"
 WEBHOOK_CONN_ID = "alert_webhook"
-ANALYTICS_API_CONN_ID = "analytics_api"
 
-#: The local servers `make run`, the tests and the benchmarks use unless DATABASE_URL / REDIS_URL say otherwise.
 #: Most recipients one email may have (a report's ``recipients``, an alert email channel's ``to``):
 #: more are refused with an error naming the list; any number up to it is delivered.
 MAX_RECIPIENTS = 500
 
+#: The local defaults, in this one place. The servers `make run`, the tests and the benchmarks use
+#: unless DATABASE_URL / REDIS_URL say otherwise:
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/analytics"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+#: ... the ports of the project-local servers they start when those are unreachable (devstack/services.py):
+LOCAL_POSTGRES_PORT = 55432
+LOCAL_REDIS_PORT = 56379
+#: ... and the port of the local Airflow UI and REST API (``AIRFLOW_PORT``).
+DEFAULT_AIRFLOW_PORT = 8080
 
 
 def database_url() -> str:
-    """The warehouse DSN for commands run outside Airflow tasks (``DATABASE_URL``)."""
+    """The warehouse server as an administrator (``DATABASE_URL``): for ``make run``, the tests, the
+    benchmarks and ``python -m include roles``, which provision the platform's roles.
+
+    The platform itself, tasks and commands alike, reaches the warehouse only through its Airflow
+    connections (``warehouse``, ``warehouse_reader``): see :func:`airflow_connections`.
+    """
     return os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL
 
 
-def reader_database_url() -> str:
-    """The reader role's DSN for commands that run user SQL outside Airflow tasks (``READER_DATABASE_URL``).
-
-    There is no default: user SQL never falls back to the platform's ``DATABASE_URL``.
-    """
-    url = os.environ.get("READER_DATABASE_URL")
-    if not url:
-        raise ValueError(
-            "READER_DATABASE_URL is not set: commands that run alert or report SQL use the least-privilege "
-            "reader role, never DATABASE_URL (make run writes it to .local/env.sh; see docs/security.md)"
-        )
-    return url
+def airflow_port() -> int:
+    """The port of the local Airflow UI and REST API ``make run`` starts (``AIRFLOW_PORT``)."""
+    return env_number("AIRFLOW_PORT", DEFAULT_AIRFLOW_PORT, int)
 
 
 def redis_url() -> str:
@@ -76,3 +77,33 @@ def delivery_heartbeat_seconds() -> float:
     from delivery.recording import HEARTBEAT_SECONDS
 
     return env_number("DELIVERY_HEARTBEAT_SECONDS", HEARTBEAT_SECONDS)
+
+
+#: Airflow 3.3's switch between its server secrets chain (environment, then the metadata database)
+#: and the chain of any other process (environment and configured secrets backend only).
+_PROCESS_CONTEXT = "_AIRFLOW_PROCESS_CONTEXT"
+
+
+@contextmanager
+def airflow_connections() -> Iterator[None]:
+    """Inside, a command run outside Airflow (``python -m include ...``) finds connections and
+    Variables where Airflow's own processes do.
+
+    A task gets its connections from Airflow; any other process sees only ``AIRFLOW_CONN_*``
+    variables and the configured secrets backend. Where an Airflow metadata database is configured
+    (``.local/env.sh`` of ``make run``, ``astro dev bash``, a scheduler container), the hooks inside
+    this block also read it, as the scheduler and the API server do: a command uses the very
+    connection the tasks use, and no other source. A connection defined nowhere stays undefined, and
+    the hook's error names it.
+    """
+    configured = bool(os.environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN")) or os.path.isfile(
+        os.path.join(os.environ.get("AIRFLOW_HOME") or os.path.expanduser("~/airflow"), "airflow.cfg")
+    )
+    if not configured or _PROCESS_CONTEXT in os.environ:
+        yield
+        return
+    os.environ[_PROCESS_CONTEXT] = "server"
+    try:
+        yield
+    finally:
+        os.environ.pop(_PROCESS_CONTEXT, None)

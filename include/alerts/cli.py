@@ -1,24 +1,20 @@
 """``python -m include alerts ...``: validate, sync, inspect and create alerts without writing Python.
 
-The commands reach the warehouse at ``DATABASE_URL`` through the same hook as the DAG (the
-``database`` circuit breaker); ``check`` runs the alert's SQL like the DAG does, as the reader
-role at ``READER_DATABASE_URL`` (read-only, described first).
+The commands reach the warehouse through the same hooks and Airflow connections as the DAG
+(``warehouse``, behind the ``database`` circuit breaker); ``check`` runs the alert's SQL like the DAG
+does, on the reader connection ``warehouse_reader`` (read-only, described first).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
 
 def _hook():
-    from include.settings import database_url
-
-    os.environ.setdefault("AIRFLOW_CONN_WAREHOUSE", database_url())
     from hooks.warehouse import WarehouseHook
 
     return WarehouseHook(application_name="alerts-cli")
@@ -26,9 +22,7 @@ def _hook():
 
 def _reader():
     from include.security.reader import reader_hook
-    from include.settings import WAREHOUSE_READER_CONN_ID, reader_database_url
 
-    os.environ.setdefault(f"AIRFLOW_CONN_{WAREHOUSE_READER_CONN_ID.upper()}", reader_database_url())
     return reader_hook("alerts-cli")
 
 
@@ -61,7 +55,7 @@ def _sync(args: argparse.Namespace) -> int:
     from include.alerts.sync import sync_definitions
 
     settings = _settings(args)
-    report = sync_definitions(_hook(), settings, settings.definitions_dir)
+    report = sync_definitions(_hook(), settings, settings.definitions_dir, reader=_reader())
     for error in report.errors:
         print(f"error: {error}", file=sys.stderr)
     print(json.dumps(report.as_dict(), indent=2))
@@ -78,14 +72,28 @@ def _list(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=2, default=str))
         return 0
-    print(f"{'NAME':40} {'SOURCE':8} {'ON':3} {'STATE':10} {'VALUE':>12}  LAST CHECK / ERROR")
+    print(f"{'NAME':40} {'SOURCE':8} {'ON':3} {'STATE':10} {'VALUE':>12}  {'SCHEDULE':16} LAST CHECK / ERROR")
     for row in rows:
         value = "-" if row["last_value"] is None else f"{row['last_value']:g}"
         checked = row["last_evaluated_at"].isoformat(timespec="seconds") if row["last_evaluated_at"] else "never"
         tail = f"{checked}  {row['last_error']}" if row["last_error"] else checked
         enabled = "yes" if row["enabled"] else "no"
-        print(f"{row['name']:40} {row['source']:8} {enabled:3} {row['state']:10} {value:>12}  {tail}")
+        print(
+            f"{row['name']:40} {row['source']:8} {enabled:3} {row['state']:10} {value:>12}  {row['schedule']:16} {tail}"
+        )
+        print(f"{'':40}   reads: {describe_reads(row)}")
     return 0
+
+
+def describe_reads(row: dict[str, Any]) -> str:
+    """What an alert reads, for people: the relations, how they were found, what was not found."""
+    origin = row.get("reads_origin")
+    if origin is None:
+        return "not worked out yet (the next sync does it)"
+    relations = ", ".join(row.get("reads") or []) or "nothing known"
+    how = {"declared": "declared", "sql": "from its SQL", "error": "SQL not readable"}[origin]
+    note = f"; {row['reads_note']}" if row.get("reads_note") else ""
+    return f"{relations} ({how}{note})"
 
 
 def _check(args: argparse.Namespace) -> int:

@@ -24,6 +24,9 @@ SCHEMA_PATH = Path(__file__).resolve().parent / "alert.schema.json"
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 _DURATION = re.compile(r"^\s*(?P<n>[0-9]+(?:\.[0-9]+)?)\s*(?P<unit>[smhd])\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+#: When an alert is evaluated unless its definition says otherwise (``schedule``).
+SCHEDULES = ("clock", "on_change", "clock_and_change")
+DEFAULT_SCHEDULE = "clock_and_change"
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,10 @@ class AlertDefinition:
     log_retention_days: int = 90
     subject_template: str | None = None
     message_template: str | None = None
+    #: when it is evaluated: ``clock``, ``on_change`` (after a change of what it reads) or ``clock_and_change``
+    schedule: str = DEFAULT_SCHEDULE
+    #: the relations it reads (``schema.table``), when declared; ``None``: found from its SQL
+    declared_reads: list[str] | None = None
 
     def row(self) -> dict[str, Any]:
         """Column values for an insert/update (channels as JSON)."""
@@ -86,7 +93,15 @@ class AlertDefinition:
     def definition_hash(self) -> str:
         data = asdict(self)
         data["muted_until"] = self.muted_until.isoformat() if self.muted_until else None
+        # fields added later count only when set, so definitions written before them keep their hash
+        for name, default in _LATER_FIELDS.items():
+            if data[name] == default:
+                del data[name]
         return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
+
+
+#: Fields added after definitions were first stored, with the value that leaves an old hash unchanged.
+_LATER_FIELDS: dict[str, Any] = {"schedule": DEFAULT_SCHEDULE, "declared_reads": None}
 
 
 @cache
@@ -183,6 +198,7 @@ def rule_errors(alert: Mapping[str, Any], settings: AlertSettings) -> list[tuple
     else:
         problems += _query_problems(sql)
     problems += _template_problems(alert)
+    problems += _reads_problems(alert.get("reads"))
     problems += _recipient_problems(alert.get("channels") or [])
     for name, low, high in (
         ("check_interval", settings.minimum_interval, None),
@@ -236,6 +252,19 @@ def _template_problems(alert: Mapping[str, Any]) -> list[tuple[str | None, str]]
             render(str(alert[field_name]), variables)
         except TemplateError as error:
             problems.append((field_name, f"the template is refused: {error}"))
+    return problems
+
+
+def _reads_problems(reads: Any) -> list[tuple[str | None, str]]:
+    """Each declared relation is ``schema.table``."""
+    from include.lineage.assets import Relation
+
+    problems: list[tuple[str | None, str]] = []
+    for index, key in enumerate(reads or []):
+        try:
+            Relation.from_key(key)
+        except ValueError as error:
+            problems.append((f"reads[{index}]", str(error)))
     return problems
 
 
@@ -301,6 +330,8 @@ def build_definition(alert: Mapping[str, Any]) -> AlertDefinition:
         log_retention_days=int(alert.get("log_retention_days", 90)),
         subject_template=alert.get("subject_template"),
         message_template=alert.get("message_template"),
+        schedule=alert.get("schedule", DEFAULT_SCHEDULE),
+        declared_reads=sorted(set(alert["reads"])) if alert.get("reads") else None,
     )
 
 

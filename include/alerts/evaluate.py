@@ -47,6 +47,7 @@ from include.alerts.messages import (
 )
 from include.alerts.settings import DEFAULT_CONNECTIONS
 from include.alerts.state import AlertPolicy, AlertSnapshot, Outcome, Transition, next_state
+from include.lineage.triggers import RelationChange, affecting
 from include.sql import load_sql
 from observability import metrics
 
@@ -74,6 +75,16 @@ class EvaluationContext:
     now: datetime | None = None
     #: preview: record events and render notifications as ``dry_run`` rows, change no state, send nothing
     dry_run: bool = False
+    #: why this run evaluates: ``clock``, ``change`` (asset events) or ``manual``
+    trigger: str = "manual"
+    #: the changes of warehouse relations that triggered the run (include.lineage.triggers)
+    changes: tuple[RelationChange, ...] = ()
+
+    def triggered_by(self, reads: Sequence[str] | None) -> list[dict[str, Any]] | None:
+        """The triggering changes of what an alert reads, as kept in its event row (``None``: not a change run)."""
+        if self.trigger != "change":
+            return None
+        return [change.as_dict() for change in affecting(self.changes, reads or ())]
 
 
 @dataclass
@@ -343,6 +354,10 @@ def record_results(
         if row["last_run_id"] == context.run_id or not row["enabled"] or current["version"] != row["version"]:
             summary.skipped += 1  # recorded by an earlier try of this run, disabled, or changed meanwhile
             continue
+        triggered_by = context.triggered_by(row.get("reads"))
+        if triggered_by:
+            why = "; ".join(f"{c['relation']} changed at {c['at']} ({c['source']})" for c in triggered_by)
+            log.info("alert %s evaluated because %s", row["name"], why)
         event_id = conn.execute(
             load_sql("alerts/insert_event.sql"),
             {
@@ -360,6 +375,8 @@ def record_results(
                 "notified": bool(check.notifications) and not check.dry_run,
                 "note": "; ".join(check.notes) or None,
                 "dag_run_id": context.run_id,
+                "trigger": context.trigger,
+                "triggered_by": json.dumps(triggered_by) if triggered_by is not None else None,
             },
         ).fetchone()[0]
         for notification in check.notifications:
@@ -454,6 +471,7 @@ def evaluate_alerts(
     with hook.transaction(statement_timeout=120, lock_timeout=30) as conn:
         record_results(conn, prepared, context, summary)
     elapsed_ms = (time.perf_counter() - started) * 1000
+    _report_lineage(reader, rows)
     for outcome, count in summary.outcomes.items():
         metrics.incr("alerts.evaluated", count, outcome=outcome)
     for kind, count in summary.transitions.items():
@@ -471,10 +489,29 @@ def evaluate_alerts(
     return summary
 
 
+def _report_lineage(reader: WarehouseReaderHook, rows: Iterable[dict[str, Any]]) -> None:
+    """OpenLineage: the batch read what its alerts read, and wrote the events and the outbox."""
+    from include.lineage.openlineage import report_relations
+    from include.security.reader import PLATFORM_SCHEMA
+
+    read = sorted({key for row in rows for key in row.get("reads") or ()})
+    written = [f"{PLATFORM_SCHEMA}.{table}" for table in ("analytics_alert_events", "analytics_alert_notifications")]
+    report_relations(reader, read=read, written=written)
+
+
 def due_alert_ids(hook: WarehouseHook, run_id: str, names: Iterable[str] = ()) -> list[int]:
-    """Enabled alerts due in this run (``names``: only these, whatever their interval)."""
+    """Enabled alerts due on the clock in this run (``names``: only these, whatever their interval or schedule)."""
     with hook.transaction(statement_timeout=60) as conn:
         rows = conn.execute(load_sql("alerts/select_due.sql"), {"run_id": run_id, "names": list(names)}).fetchall()
+    return [row[0] for row in rows]
+
+
+def affected_alert_ids(hook: WarehouseHook, run_id: str, changed: Sequence[str]) -> list[int]:
+    """Enabled alerts evaluated on change that read one of the ``changed`` relations (``schema.table``)."""
+    with hook.transaction(statement_timeout=60) as conn:
+        rows = conn.execute(
+            load_sql("alerts/select_affected.sql"), {"run_id": run_id, "changed": list(changed)}
+        ).fetchall()
     return [row[0] for row in rows]
 
 

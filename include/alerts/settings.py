@@ -63,4 +63,7 @@ def airflow_base_url() -> str:
         url = conf.get("api", "base_url", fallback=None)
     except Exception:  # outside an Airflow installation
         url = None
-    return (url or os.environ.get("AIRFLOW__API__BASE_URL") or "http://localhost:8080").rstrip("/")
+    from include.settings import DEFAULT_AIRFLOW_PORT
+
+    fallback = f"http://localhost:{DEFAULT_AIRFLOW_PORT}"
+    return (url or os.environ.get("AIRFLOW__API__BASE_URL") or fallback).rstrip("/")

@@ -5,6 +5,8 @@ the files is disabled (its history stays). A bad file or alert is reported with 
 and field, recorded in ``analytics_refresh_log`` (job ``alerts.sync_definitions``), and skipped:
 the other alerts still sync, and the alerts already in the table from a file that cannot be
 read are left as they were. Alerts created in the table or from the catalog are never touched.
+Then what every alert reads is worked out again where it is stale
+(:func:`include.lineage.definitions.refresh_reads`, on the reader connection).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from include.sql import load_sql
 from observability import metrics
 
 if TYPE_CHECKING:
-    from hooks.warehouse import WarehouseHook
+    from hooks.warehouse import WarehouseHook, WarehouseReaderHook
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +40,8 @@ class SyncReport:
     new_errors: list[str] = field(default_factory=list)
     #: channels whose Airflow connection does not exist or does not fit: their notifications fail at once
     connection_problems: list[str] = field(default_factory=list)
+    #: what working out the alerts' relations did (include.lineage.definitions.ReadsRefresh.as_dict)
+    reads: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -48,6 +52,7 @@ class SyncReport:
             "errors": [str(e) for e in self.errors],
             "new_errors": self.new_errors,
             "connection_problems": self.connection_problems,
+            "reads": self.reads,
         }
 
 
@@ -62,8 +67,13 @@ def sync_definitions(
     settings: AlertSettings | None = None,
     directory: Path | None = None,
     dag_run_id: str | None = None,
+    reader: WarehouseReaderHook | None = None,
 ) -> SyncReport:
-    """Read every YAML file under ``directory`` and bring the table in line with it."""
+    """Read every YAML file under ``directory`` and bring the table in line with it.
+
+    ``reader``: the reader connection the alerts' relations are resolved on (default
+    ``warehouse_reader``); when it is refused, the relations stay as they were (the error is logged).
+    """
     import psycopg
     from psycopg.rows import dict_row
 
@@ -128,6 +138,7 @@ def sync_definitions(
                 "dag_run_id": dag_run_id,
             },
         )
+    report.reads = _refresh_reads(hook, reader)
     for error in report.errors:
         log.error("alert definition error: %s", error)
     for problem in report.connection_problems:
@@ -142,3 +153,15 @@ def sync_definitions(
         len(report.errors),
     )
     return report
+
+
+def _refresh_reads(hook: WarehouseHook, reader: WarehouseReaderHook | None) -> dict[str, Any]:
+    from hooks.warehouse import ReaderConnectionRefused
+    from include.lineage.definitions import refresh_reads
+    from include.security.reader import reader_hook
+
+    try:
+        return refresh_reads(hook, reader or reader_hook("alerts-sync"), "analytics_alerts").as_dict()
+    except ReaderConnectionRefused as refused:
+        log.error("the relations alerts read were not worked out: %s", refused)
+        return {"error": str(refused)}

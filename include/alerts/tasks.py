@@ -55,27 +55,51 @@ def create_alert_from_params(params: Mapping[str, Any]) -> dict[str, Any] | None
     return {"id": alert_id, "name": definition.name, "sql": definition.sql, "threshold": definition.threshold}
 
 
-def plan(run_id: str, params: Mapping[str, Any]) -> list[list[int]]:
-    """Batches of the alerts due in this run."""
-    from hooks.warehouse import WarehouseHook
-    from include.alerts.evaluate import due_alert_ids, plan_batches
-    from include.categories import CATEGORIES
+def plan(context: Mapping[str, Any]) -> list[list[int]]:
+    """Batches of the alerts this run evaluates.
 
+    A run triggered by asset events evaluates the alerts (``schedule`` on_change or
+    clock_and_change) that read a relation that changed, whatever their check interval; any
+    other run the due alerts on the clock (``clock`` or clock_and_change), or the alerts the
+    trigger form names.
+    """
+    from hooks.warehouse import WarehouseHook
+    from include.alerts.evaluate import affected_alert_ids, due_alert_ids, plan_batches
+    from include.categories import CATEGORIES
+    from include.lineage.triggers import changed, log_changes, relation_changes
+
+    params, run_id = context["params"], context["run_id"]
     names = list(params.get("only_alerts") or [])
-    ids = due_alert_ids(WarehouseHook(application_name="alerts-plan"), run_id, names)
+    hook = WarehouseHook(application_name="alerts-plan")
+    changes = relation_changes(context)
+    log_changes(log, changes, "alerts")
+    if changes and not names:
+        ids = affected_alert_ids(hook, run_id, sorted(changed(changes)))
+        log.info("%d alerts read what changed", len(ids))
+    else:
+        ids = due_alert_ids(hook, run_id, names)
+        log.info("%d alerts due", len(ids))
     slots = CATEGORIES["alerts"].pool_slots
     batches = plan_batches(ids, int(params.get("batch_size") or 100), slots=slots)
-    log.info("%d alerts due, in %d batches", len(ids), len(batches))
+    log.info("%d alerts to evaluate, in %d batches", len(ids), len(batches))
     return batches
 
 
 def evaluate(alert_ids: list[int], context: Mapping[str, Any]) -> dict[str, Any]:
-    """Evaluate one batch; the messages link to this task instance."""
+    """Evaluate one batch; the messages link to this task instance; the events say why it ran."""
     from include.alerts.evaluate import EvaluationContext, evaluate_alerts
+    from include.lineage.triggers import relation_changes
 
     ti = context["ti"]
     url = evaluation_url(ti.dag_id, context["run_id"], ti.task_id, getattr(ti, "map_index", None))
-    evaluation = EvaluationContext(run_id=context["run_id"], url=url, dry_run=bool(context["params"].get("dry_run")))
+    changes = relation_changes(context)
+    evaluation = EvaluationContext(
+        run_id=context["run_id"],
+        url=url,
+        dry_run=bool(context["params"].get("dry_run")),
+        trigger=run_trigger(context, bool(changes)),
+        changes=tuple(changes),
+    )
     return evaluate_alerts(alert_ids, evaluation).as_dict()
 
 
@@ -96,6 +120,15 @@ def deliver_notifications() -> dict[str, Any]:
             + "\n".join(summary.permanent)
         )
     return summary.as_dict()
+
+
+def run_trigger(context: Mapping[str, Any], changed: bool) -> str:
+    """``change`` (asset events), ``clock`` (a scheduled run) or ``manual`` (triggered by a person or the API)."""
+    run_type = getattr(context.get("dag_run"), "run_type", None)
+    run_type = getattr(run_type, "value", run_type)
+    if changed or run_type == "asset_triggered":
+        return "change"
+    return "clock" if run_type in ("scheduled", "backfill") else "manual"
 
 
 def report_definition_errors(report: Mapping[str, Any]) -> None:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from include.analytics import refresh_log
 from include.analytics.config import CatalogSettings
+from include.lineage.openlineage import report_relations
 from include.sql import load_sql
 from observability import metrics
 
@@ -28,6 +29,11 @@ log = logging.getLogger(__name__)
 JOB = "catalog"
 #: Rows written by one refresh after which analytics_catalog is analyzed at once.
 ANALYZE_AFTER_ROWS = 500
+#: At most this many catalogued relations are named as the refresh's lineage inputs (Airflow's
+#: hook lineage collector keeps 100 assets per task unless ``[lineage] max_assets_per_collector`` says more).
+LINEAGE_MAX_INPUTS = 100
+#: What a catalog refresh writes.
+CATALOG_TABLE = "public.analytics_catalog"
 
 
 @dataclass(frozen=True)
@@ -42,13 +48,17 @@ class CatalogRefreshResult:
     exact_counts_deferred: int
     duration_ms: float
     dropped_objects: list[str] = field(default_factory=list)
+    #: relations catalogued (at most LINEAGE_MAX_INPUTS): the refresh's lineage inputs, not in as_dict
+    catalogued: tuple[str, ...] = field(default=(), repr=False)
 
     @property
     def unchanged(self) -> int:
         return self.total - self.added - self.changed
 
     def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "unchanged": self.unchanged}
+        data = asdict(self)
+        data.pop("catalogued")
+        return {**data, "unchanged": self.unchanged}
 
 
 def snapshot_parameters(settings: CatalogSettings, exact_counts: Iterable[str] = ()) -> dict[str, Any]:
@@ -80,6 +90,9 @@ def refresh_in_transaction(
     conn.execute(load_sql("catalog/delete_partitions.sql"))
     conn.execute(load_sql("catalog/analyze_snapshot.sql"))
     total, added, changed = conn.execute(load_sql("catalog/count_changes.sql")).fetchone()
+    catalogued = conn.execute(
+        load_sql("catalog/select_snapshot_relations.sql"), {"max_relations": LINEAGE_MAX_INPUTS}
+    ).fetchall()
     written = conn.execute(load_sql("catalog/merge.sql")).rowcount
     if written >= ANALYZE_AFTER_ROWS:
         conn.execute(load_sql("catalog/analyze_catalog.sql"))
@@ -94,6 +107,7 @@ def refresh_in_transaction(
         exact_counts_deferred=deferred,
         duration_ms=round((time.perf_counter() - started) * 1000, 1),
         dropped_objects=sorted(dropped),
+        catalogued=tuple(row[0] for row in catalogued),
     )
     details = {
         **result.as_dict(),
@@ -146,6 +160,7 @@ def refresh_catalog(
     )
     if result.dropped_objects:
         log.info("marked dropped: %s", ", ".join(result.dropped_objects))
+    report_relations(hook, read=result.catalogued, written=[CATALOG_TABLE])
     metrics.gauge("catalog.objects", result.total)
     metrics.timing("catalog.duration", result.duration_ms)
     for change in ("added", "changed", "dropped"):

@@ -294,6 +294,23 @@ def decide_job(
     )
 
 
+#: The job a change of the relations it reads (asset events) runs; the others keep their clock.
+DATA_DRIVEN_JOB = "materialized_views"
+
+
+def decide_job_for_change(job: str, cron: str | None, changed: list[str]) -> JobDecision:
+    """Whether ``job`` runs in a DAG run triggered by asset events of the ``changed`` relations.
+
+    Only the materialized views run (those that read what changed, in dependency order); a job
+    turned off in the configuration stays off.
+    """
+    if job != DATA_DRIVEN_JOB:
+        return JobDecision(job, False, "this run is for a data change; the job keeps its own schedule")
+    if cron is None:
+        return JobDecision(job, False, "turned off in the configuration (schedule is null)")
+    return JobDecision(job, True, f"relations changed: {', '.join(changed)}")
+
+
 def requested_jobs(value: Any) -> tuple[str, ...]:
     """The ``jobs`` run parameter, checked (unknown job names are an error)."""
     if value in (None, "", []):

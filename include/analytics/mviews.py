@@ -48,13 +48,21 @@ class PlannedView:
     level: int = 0
     #: positions in the plan of the views in ``reads`` (the map indexes of their refresh tasks)
     reads_indexes: tuple[int, ...] = ()
+    #: every relation its query reads (``schema.name``), through plain views: its lineage inputs
+    sources: tuple[str, ...] = ()
 
     @property
     def key(self) -> str:
         return f"{self.schema}.{self.name}"
 
     def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "key": self.key, "reads": list(self.reads), "reads_indexes": list(self.reads_indexes)}
+        return {
+            **asdict(self),
+            "key": self.key,
+            "reads": list(self.reads),
+            "reads_indexes": list(self.reads_indexes),
+            "sources": list(self.sources),
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> PlannedView:
@@ -64,6 +72,7 @@ class PlannedView:
             reads=tuple(data.get("reads") or ()),
             level=int(data.get("level") or 0),
             reads_indexes=tuple(data.get("reads_indexes") or ()),
+            sources=tuple(data.get("sources") or ()),
         )
 
 
@@ -104,13 +113,23 @@ def order_views(reads: Mapping[str, Iterable[str]]) -> list[tuple[str, int]]:
     return sorted(ordered, key=lambda item: (item[1], item[0]))
 
 
-def plan_views(hook: Any, settings: MaterializedViewSettings) -> list[PlannedView]:
-    """The materialized views in scope, in refresh order, each with the views it waits for."""
+def plan_views(
+    hook: Any, settings: MaterializedViewSettings, changed: Iterable[str] | None = None
+) -> list[PlannedView]:
+    """The materialized views in scope, in refresh order, each with the views it waits for.
+
+    ``changed`` (``schema.name`` of relations that changed, e.g. dbt models): only the views that
+    read one of them, directly or through views, and the views that read those; ``None``: all.
+    """
     params = {"schemas": list(settings.schemas), "exclude_schemas": list(settings.exclude_schemas)}
     with hook.transaction(statement_timeout=60) as conn:
         rows = conn.execute(load_sql("mviews/select_views.sql"), params).fetchall()
-    names = {f"{schema}.{name}": (schema, name) for schema, name, _ in rows}
-    reads = {f"{schema}.{name}": tuple(sorted(sources)) for schema, name, sources in rows}
+    names = {f"{schema}.{name}": (schema, name) for schema, name, _, _ in rows}
+    reads = {f"{schema}.{name}": tuple(sorted(views)) for schema, name, views, _ in rows}
+    sources = {f"{schema}.{name}": tuple(sorted(found)) for schema, name, _, found in rows}
+    if changed is not None:
+        keep = affected_views(sources, reads, set(changed))
+        reads = {view: tuple(r for r in read if r in keep) for view, read in reads.items() if view in keep}
     ordered = order_views(reads)
     position = {view: i for i, (view, _) in enumerate(ordered)}
     return [
@@ -120,9 +139,23 @@ def plan_views(hook: Any, settings: MaterializedViewSettings) -> list[PlannedVie
             reads=reads[view],
             level=lvl,
             reads_indexes=tuple(position[r] for r in reads[view]),
+            sources=sources[view],
         )
         for view, lvl in ordered
     ]
+
+
+def affected_views(
+    sources: Mapping[str, Iterable[str]], reads: Mapping[str, Iterable[str]], changed: set[str]
+) -> set[str]:
+    """The views that read a ``changed`` relation (through plain views), and every view that reads one of those."""
+    affected = {view for view, found in sources.items() if changed.intersection(found)}
+    grew = True
+    while grew:
+        more = {view for view, read in reads.items() if view not in affected and affected.intersection(read)}
+        affected |= more
+        grew = bool(more)
+    return affected
 
 
 def lock_name(schema: str, name: str) -> str:

@@ -19,7 +19,6 @@ from typing import Any
 
 from include.analytics import refresh_log
 from include.analytics.config import AnalyticsApiSettings
-from include.settings import ANALYTICS_API_CONN_ID
 from include.sql import load_sql
 from observability import metrics
 
@@ -75,7 +74,7 @@ def notify_analytics_api(
     settings: AnalyticsApiSettings,
     *,
     dag_run_id: str | None = None,
-    conn_id: str = ANALYTICS_API_CONN_ID,
+    conn_id: str | None = None,
 ) -> NotificationResult:
     """Send the pending refreshes to the analytics service; never raises for the service's failures."""
     import requests
@@ -85,6 +84,7 @@ def notify_analytics_api(
     from hooks.external_api import ExternalApiHook
     from hooks.failures import HttpDependencyError, HttpRejected
 
+    conn_id = conn_id or ExternalApiHook.default_conn_name
     api = ExternalApiHook(conn_id, timeout=settings.timeout_seconds)
     try:
         url = _without_credentials(api.url_for(settings.endpoint))

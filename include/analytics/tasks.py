@@ -16,6 +16,7 @@ from include.analytics.config import (
     AnalyticsConfig,
     ConfigError,
     decide_job,
+    decide_job_for_change,
     load_config,
     requested_jobs,
     restore_config,
@@ -72,22 +73,36 @@ def plan_jobs(context: dict[str, Any]) -> dict[str, Any]:
 
 
 def _plan_jobs(context: dict[str, Any]) -> dict[str, Any]:
+    from include.lineage.triggers import changed, log_changes, relation_changes
     from include.sql import load_sql
 
     config = load_config()
     params = context.get("params") or {}
     requested = requested_jobs(params.get("jobs"))
     exact_counts = _exact_counts_param(params.get("exact_counts"))
+    changes = [] if requested else relation_changes(context)
+    log_changes(log, changes, "analytics")
+    changed_relations = sorted(changed(changes))
     with _warehouse().transaction() as conn:
         rows = conn.execute(load_sql("refresh_log/last_started.sql"), {"jobs": list(JOBS)}).fetchall()
     now = rows[0][0]
     last = {job: started for _, job, started in rows}
     jobs = {}
     for job in JOBS:
-        decision = decide_job(job, config.schedule.get(job), now, last.get(job), requested)
+        if changes:
+            decision = decide_job_for_change(job, config.schedule.get(job), changed_relations)
+        else:
+            decision = decide_job(job, config.schedule.get(job), now, last.get(job), requested)
         jobs[job] = {"due": decision.due, "reason": decision.reason}
         log.info("%-18s %s: %s", job, "RUNS" if decision.due else "skips", decision.reason)
-    return {"config": config.as_dict(), "jobs": jobs, "exact_counts": exact_counts, "planned_at": now.isoformat()}
+    return {
+        "config": config.as_dict(),
+        "jobs": jobs,
+        "exact_counts": exact_counts,
+        "planned_at": now.isoformat(),
+        # a run for a data change refreshes only the views that read these (None: every view in scope)
+        "changed": changed_relations if changes else None,
+    }
 
 
 def _plan(context: dict[str, Any]) -> dict[str, Any]:
@@ -123,9 +138,12 @@ def plan_materialized_views(context: dict[str, Any]) -> list[dict[str, Any]]:
     from include.analytics import refresh_log
     from include.analytics.mviews import JOB, plan_views
 
-    config, _ = _config_for("materialized_views", context)
+    config, plan = _config_for("materialized_views", context)
     hook = _warehouse()
-    views = plan_views(hook, config.materialized_views)
+    changed = plan.get("changed")
+    views = plan_views(hook, config.materialized_views, changed)
+    if not views and changed is not None:
+        raise _skip(f"no materialized view in scope reads what changed ({', '.join(changed)})")
     if not views:
         with hook.transaction() as conn:
             refresh_log.record(
@@ -153,13 +171,27 @@ def refresh_materialized_view(view: dict[str, Any], context: dict[str, Any]) -> 
     config, _ = _config_for("materialized_views", context)
     settings = config.materialized_views
     _wait_for_sources(planned, context, settings.dependency_poll_seconds, settings.dependency_wait_seconds)
-    outcome = refresh_view(_warehouse(), planned.schema, planned.name, settings, dag_run_id=context["run_id"])
+    hook = _warehouse()
+    outcome = refresh_view(hook, planned.schema, planned.name, settings, dag_run_id=context["run_id"])
     if outcome.status == "failed":
         message = f"refresh of materialized view {planned.key} failed: {outcome.reason}"
         if outcome.retryable:
             raise RuntimeError(message + f" ({outcome.sqlstate}: worth a retry)")
         raise _fail(message)
+    if outcome.status == "success":
+        _announce_refresh(hook, planned, outcome, context)
     return outcome.as_dict()
+
+
+def _announce_refresh(hook: Any, view: Any, outcome: Any, context: dict[str, Any]) -> None:
+    """A refreshed view is an asset event (alias ``materialized_views``) and an OpenLineage output."""
+    from include.lineage.assets import MATERIALIZED_VIEWS, Relation, emit, warehouse_location
+    from include.lineage.openlineage import report_relations
+
+    uri = warehouse_location().relation_uri(Relation(view.schema, view.name))
+    emit(context["outlet_events"], MATERIALIZED_VIEWS, {uri: {"mode": outcome.mode, "refresh_ms": outcome.refresh_ms}})
+    report_relations(hook, read=view.sources, written=[view.key])
+    log.info("asset event for %s: %s", view.key, uri)
 
 
 def _label_map_index(label: str) -> None:

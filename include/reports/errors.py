@@ -36,3 +36,19 @@ def describe_failure(error: BaseException) -> str:
     if isinstance(error, ReportGenerationError):
         return error.describe()
     return f"the query failed: {error}"
+
+
+class ReportNotFoundError(InvalidReportError):
+    """An ad-hoc request names a report that does not exist."""
+
+
+class ReportRunError(RuntimeError):
+    """A run could not be completed now; the task is retried."""
+
+
+class DeliveryError(ReportRunError):
+    """One or more deliveries of a run failed; they stay pending and are retried."""
+
+
+class CleanupError(RuntimeError):
+    """Some expired files could not be deleted; they are tried again by the next cleanup."""

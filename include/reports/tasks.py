@@ -34,7 +34,7 @@ def check_inline_sql(request: ReportRequest, services=None) -> tuple[str, ...]:
     import psycopg
 
     from include.reports.export import ReportQueryError, bind_sql, describe_statement
-    from include.reports.runs import Services
+    from include.reports.run_store import Services
 
     services = services or Services.create()
     parameters = {"slot": datetime.now(UTC), **(request.parameters or {})}
@@ -53,7 +53,7 @@ def check_inline_sql(request: ReportRequest, services=None) -> tuple[str, ...]:
 
 def validate_request(conf: Mapping[str, Any] | None, services=None) -> dict[str, Any]:
     """The first task: every field of the trigger, the named report and the ad-hoc SQL are checked."""
-    from include.reports.runs import resolve_request
+    from include.reports.planning import resolve_request
 
     request = _request(conf)
     try:
@@ -81,7 +81,7 @@ def validate_request(conf: Mapping[str, Any] | None, services=None) -> dict[str,
 
 def plan(conf: Mapping[str, Any] | None, *, dag_run_id: str, services=None) -> list[int]:
     """The planning task: create the runs of this DAG run and return every run with work left."""
-    from include.reports.runs import plan_runs
+    from include.reports.planning import plan_runs
 
     request = _request(conf)
     try:

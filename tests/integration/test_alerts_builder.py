@@ -123,10 +123,9 @@ def test_bad_catalog_alert_requests_name_the_field(hook, kind, table, extra, mes
     assert message in str(caught.value)
 
 
-def test_cli_creates_lists_and_checks_alerts(db, database_url, monkeypatch, capsys):
+def test_cli_creates_lists_and_checks_alerts(db, capsys):
     from include.__main__ import main
 
-    monkeypatch.setenv("DATABASE_URL", database_url)
     code = main(
         [
             "alerts", "create-freshness", "--table", '"Sales Data"."Orders"', "--column", "created at",

@@ -146,7 +146,10 @@ def _notifier_verdict(caplog, smtp_conn_id: str = "smtp_default", slack_conn_id:
 
 def _report_verdict(db) -> bool:
     from include.reports.definitions import parse_request
-    from include.reports.runs import DeliveryError, deliver_run, generate_run, plan_runs
+    from include.reports.errors import DeliveryError
+    from include.reports.generation import generate_run
+    from include.reports.planning import plan_runs
+    from include.reports.run_delivery import deliver_run
     from tests.integration.reports.conftest import insert_report
 
     insert_report(db, name="table_case", sql="SELECT 1 AS one", recipients=RECIPIENTS)

@@ -139,7 +139,6 @@ def _prepare(env: TestEnvironment, suffix: str) -> None:
     isolate_airflow(env.airflow_home, database_url=env.platform_url, redis_url=env.redis_url)
     os.environ["AIRFLOW_CONN_WAREHOUSE"] = env.platform_url
     os.environ["AIRFLOW_CONN_WAREHOUSE_READER"] = env.reader_url
-    os.environ["READER_DATABASE_URL"] = env.reader_url
     with psycopg.connect(env.database_url) as conn:
         set_up_roles(conn, plan, passwords={})
 

@@ -8,6 +8,7 @@ SET description = %(description)s, sql = %(sql)s, condition = %(condition)s, thr
     muted_until = %(muted_until)s, owner = %(owner)s, enabled = %(enabled)s, dry_run = %(dry_run)s,
     subject_template = %(subject_template)s, message_template = %(message_template)s,
     log_retention_days = %(log_retention_days)s, source = %(source)s, source_file = %(source_file)s,
-    definition_hash = %(definition_hash)s, consecutive_met = 0, consecutive_clear = 0, updated_at = now()
+    definition_hash = %(definition_hash)s, schedule = %(schedule)s, declared_reads = %(declared_reads)s,
+    consecutive_met = 0, consecutive_clear = 0, updated_at = now()
 WHERE name = %(name)s
 RETURNING id

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from include.reports.definitions import parse_request
-from include.reports.runs import generate_run, plan_runs
+from include.reports.generation import generate_run
+from include.reports.planning import plan_runs
 from tests.integration.reports.conftest import insert_report
 from tests.support.dags import run_dag
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import time
 
-from include.reports.runs import cleanup_expired
+from include.reports.retention import cleanup_expired
 from tests.integration.reports.conftest import S3_CONN_ID, plant_run
 
 

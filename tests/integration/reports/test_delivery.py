@@ -5,7 +5,9 @@ from __future__ import annotations
 import threading
 
 from include.reports.definitions import parse_request
-from include.reports.runs import deliver_run, generate_run, plan_runs
+from include.reports.generation import generate_run
+from include.reports.planning import plan_runs
+from include.reports.run_delivery import deliver_run
 from tests.integration.reports.conftest import insert_report
 
 

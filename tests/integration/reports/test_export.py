@@ -114,7 +114,7 @@ def test_copy_itself_runs_only_one_statement(read_only, db):
 )
 @pytest.mark.parametrize("fmt", ["csv", "xlsx"])
 def test_sql_that_writes_or_runs_too_long_is_refused(read_only, db, tmp_path, sql, message, fmt):
-    from include.reports.runs import is_query_error
+    from include.reports.generation import is_query_error
 
     with pytest.raises((ReportQueryError, psycopg.Error), match=message) as raised:
         export_query(read_only, sql, None, tmp_path / f"x.{fmt}", format=fmt)

@@ -9,8 +9,9 @@ import pytest
 
 from include.reports.definitions import parse_request
 from include.reports.export import export_query
+from include.reports.generation import generate_run
 from include.reports.limits import RunClock, TimeLimitExceeded, TimeLimits
-from include.reports.runs import generate_run, plan_runs
+from include.reports.planning import plan_runs
 from tests.integration.reports.conftest import insert_report
 
 
