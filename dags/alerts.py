@@ -121,32 +121,46 @@ with platform_dag(
 ):
 
     @task
-    def sync_definitions(**context) -> dict:
+    def sync_definitions(run_id=None) -> dict:
         """Sync the YAML alert definitions into analytics_alerts."""
         from include.alerts.sync import sync_definitions as sync
 
-        return sync(dag_run_id=context["run_id"]).as_dict()
+        return sync(dag_run_id=run_id).as_dict()
 
     @task
-    def create_threshold_alert(**context) -> dict | None:
+    def create_threshold_alert(params: dict) -> dict | None:
         """Create the catalog threshold alert requested in the trigger form, if any."""
         from include.alerts.tasks import create_alert_from_params
 
-        return create_alert_from_params(context["params"])
+        return create_alert_from_params(params)
 
     @task(trigger_rule="all_done")
-    def plan_batches(**context) -> list[list[int]]:
+    def plan_batches(params: dict, run_id=None, triggering_asset_events=None) -> list[list[int]]:
         """Split the due alerts into batches for the mapped evaluation."""
         from include.alerts.tasks import plan
+        from include.categories import get_category
 
-        return plan(context)
+        return plan(
+            run_id=run_id,
+            only_alerts=params["only_alerts"],
+            batch_size=params["batch_size"],
+            slots=get_category("alerts").pool_slots,
+            triggering_asset_events=triggering_asset_events,
+        )
 
     @task
-    def evaluate_batch(alert_ids: list[int], **context) -> dict:
+    def evaluate_batch(alert_ids: list[int], params: dict, ti=None, dag_run=None, triggering_asset_events=None) -> dict:
         """Evaluate one batch of alerts and record states, events and notifications."""
         from include.alerts.tasks import evaluate
 
-        return evaluate(alert_ids, context)
+        return evaluate(
+            alert_ids,
+            ti=ti,
+            run_id=dag_run.run_id,
+            run_type=dag_run.run_type,
+            dry_run=params["dry_run"],
+            triggering_asset_events=triggering_asset_events,
+        )
 
     @task(trigger_rule="all_done")
     def deliver_notifications() -> dict:

@@ -75,60 +75,62 @@ with platform_dag(
 ):
 
     @task
-    def plan_jobs(**context) -> dict:
+    def plan_jobs(params: dict, triggering_asset_events=None) -> dict:
         """Decide which jobs are due and fix the run's configuration."""
         from include.analytics import tasks
 
-        return tasks.plan_jobs(context)
+        return tasks.plan_jobs(
+            jobs=params["jobs"], exact_counts=params["exact_counts"], triggering_asset_events=triggering_asset_events
+        )
 
     @task
-    def plan_materialized_views(**context) -> list[dict]:
+    def plan_materialized_views(ti=None, run_id=None) -> list[dict]:
         """The materialized views to refresh, in dependency order."""
         from include.analytics import tasks
 
-        return tasks.plan_materialized_views(context)
+        return tasks.plan_materialized_views(ti=ti, run_id=run_id)
 
     @task(map_index_template="{{ view_label | default('') }}", outlets=[AssetAlias(MATERIALIZED_VIEWS)])
-    def refresh_materialized_view(view: dict, **context) -> dict:
+    def refresh_materialized_view(view: dict, ti=None, run_id=None, outlet_events=None) -> dict:
         """Refresh one materialized view (after the views it reads); an asset event when it refreshed."""
         from include.analytics import tasks
 
-        return tasks.refresh_materialized_view(view, context)
+        return tasks.refresh_materialized_view(view, ti=ti, run_id=run_id, outlet_events=outlet_events)
 
     @task(trigger_rule="all_done")
-    def check_materialized_views(**context) -> dict:
+    def check_materialized_views(ti=None, run_id=None) -> dict:
         """Fail naming every view that failed."""
         from include.analytics import tasks
 
-        return tasks.check_materialized_views(context)
+        return tasks.check_materialized_views(ti=ti, run_id=run_id)
 
     @task(trigger_rule="all_done")
-    def refresh_catalog(**context) -> dict:
+    def refresh_catalog(ti=None, run_id=None) -> dict:
         """Upsert the catalog metadata of the configured schemas."""
         from include.analytics import tasks
 
-        return tasks.refresh_catalog(context)
+        return tasks.refresh_catalog(ti=ti, run_id=run_id)
 
     @task
-    def collect_query_statistics(**context) -> dict:
+    def collect_query_statistics(ti=None, run_id=None) -> dict:
         """Store this window's top statements from pg_stat_statements."""
         from include.analytics import tasks
 
-        return tasks.collect_query_statistics(context)
+        return tasks.collect_query_statistics(ti=ti, run_id=run_id)
 
     @task
-    def clean_up_logs(**context) -> list[dict]:
+    def clean_up_logs(ti=None, run_id=None) -> list[dict]:
         """Delete old rows of the log tables in batches."""
         from include.analytics import tasks
 
-        return tasks.clean_up_logs(context)
+        return tasks.clean_up_logs(ti=ti, run_id=run_id)
 
     @task(trigger_rule="all_done")
-    def notify_analytics_api(**context) -> dict:
+    def notify_analytics_api(ti=None, run_id=None) -> dict:
         """Tell the analytics service what was refreshed."""
         from include.analytics import tasks
 
-        return tasks.notify_analytics_api(context)
+        return tasks.notify_analytics_api(ti=ti, run_id=run_id)
 
     plan = plan_jobs()
     views = plan_materialized_views()

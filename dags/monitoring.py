@@ -59,11 +59,11 @@ with platform_dag(
             conn.close()
 
     @task
-    def check_health(**context) -> list[dict]:
+    def check_health(run_id=None) -> list[dict]:
         """Check every dependency, record the results and publish breaker states."""
         from include.monitoring.health import run_health_checks
 
-        return run_health_checks(dag_run_id=context["run_id"])
+        return run_health_checks(dag_run_id=run_id)
 
     @task
     def collect_system_metrics() -> dict:
@@ -73,11 +73,12 @@ with platform_dag(
         return collect_system_metrics()
 
     @task
-    def compute_task_statistics(params: dict, **context) -> list[dict]:
+    def compute_task_statistics(params: dict, data_interval_end=None, dag_run=None) -> list[dict]:
         """Statistics of the window ending at this run's data interval end (recomputed on retry)."""
         from include.monitoring.task_stats import compute_task_statistics, window_end_of
 
-        return compute_task_statistics(window_end_of(context), float(params["task_statistics_window_hours"]))
+        window_end = window_end_of(data_interval_end, dag_run.run_after)
+        return compute_task_statistics(window_end, float(params["task_statistics_window_hours"]))
 
     @task
     def cleanup_expired_rows(params: dict) -> dict[str, int]:

@@ -103,8 +103,8 @@ PARAMS = {
 }
 
 
-def _worker(context) -> str:
-    ti = context["ti"]
+def _worker(ti) -> str:
+    """Who holds a claim: this task instance."""
     return f"{ti.dag_id}/{ti.run_id}/{ti.task_id}/{ti.map_index}"
 
 
@@ -121,32 +121,32 @@ with platform_dag(
 ):
 
     @task
-    def validate_request(**context) -> dict:
+    def validate_request(params: dict) -> dict:
         """Validate the trigger's fields; fail (without retries) naming the first bad one."""
         from include.reports.tasks import validate_request as validate
 
-        return validate(context["dag_run"].conf)
+        return validate(params)
 
     @task
-    def plan_runs(**context) -> list[int]:
+    def plan_runs(params: dict, run_id=None) -> list[int]:
         """Create this DAG run's report runs; return every run with work left."""
         from include.reports.tasks import plan
 
-        return plan(context["dag_run"].conf, dag_run_id=context["run_id"])
+        return plan(params, dag_run_id=run_id)
 
     @task
-    def generate(report_run: int, **context) -> dict:
+    def generate(report_run: int, ti=None) -> dict:
         """Generate the report file of one run (once, whatever the retries)."""
         from include.reports.generation import generate_run
 
-        return generate_run(report_run, worker=_worker(context))
+        return generate_run(report_run, worker=_worker(ti))
 
     @task
-    def deliver(report_run: int, **context) -> dict:
+    def deliver(report_run: int, ti=None) -> dict:
         """Send one run's file to its recipients and destinations that did not get it yet."""
         from include.reports.run_delivery import deliver_run
 
-        return deliver_run(report_run, worker=_worker(context))
+        return deliver_run(report_run, worker=_worker(ti))
 
     @task_group(group_id="report")
     def report(report_run: int) -> None:

@@ -112,10 +112,9 @@ def _check(args: argparse.Namespace) -> int:
         return 1
     result = run_alert_query(_reader(), row["sql"], float(row["timeout_seconds"]))
     print(f"alert {row['name']} (state {row['state']}), query took {result.duration_ms:.0f} ms")
-    if result.error:
-        print(f"error: {result.error}")
+    if result.error or result.value is None:
+        print(f"error: {result.error or 'the query returned no value'}")
         return 1
-    assert result.value is not None
     condition = normalize_condition(row["condition"])
     try:
         met = condition_met(condition, row["threshold"], result.value, previous=row["last_value"])

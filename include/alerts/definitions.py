@@ -355,9 +355,8 @@ def validate_alert(
 def validate_single(alert: Mapping[str, Any], source: str, settings: AlertSettings | None = None) -> AlertDefinition:
     """Validate one alert; raise :class:`InvalidDefinition` listing every problem."""
     definition, errors = validate_alert(alert, source, settings)
-    if errors:
+    if errors or definition is None:
         raise InvalidDefinition(errors)
-    assert definition is not None
     return definition
 
 
@@ -407,7 +406,7 @@ def load_definitions(
             continue
         for index, alert in enumerate(alerts):
             definition, errors = validate_alert(alert, source, settings)
-            if errors:
+            if errors or definition is None:
                 fallback = f"#{index + 1}"
                 result.errors.extend(DefinitionError(e.source, e.alert or fallback, e.field, e.message) for e in errors)
                 if isinstance(alert, Mapping) and isinstance(alert.get("name"), str):
@@ -415,7 +414,6 @@ def load_definitions(
                 else:
                     result.unreadable_files.add(source)
                 continue
-            assert definition is not None
             if definition.name in seen:
                 result.errors.append(
                     DefinitionError(source, definition.name, "name", f"already defined in {seen[definition.name]}")

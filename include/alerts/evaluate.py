@@ -212,9 +212,8 @@ def _policy(row: dict[str, Any]) -> AlertPolicy:
 
 def judge(row: dict[str, Any], result: QueryResult) -> tuple[Outcome, bool | None]:
     """The state machine's input for one alert, and whether the condition was met."""
-    if result.error is not None:
-        return Outcome(error=result.error), None
-    assert result.value is not None
+    if result.error is not None or result.value is None:
+        return Outcome(error=result.error or "the query returned no value"), None
     try:
         condition = normalize_condition(row["condition"])
         met = condition_met(condition, row["threshold"], result.value, previous=row["last_value"])
@@ -350,74 +349,90 @@ def record_results(
         locked = cur.execute(load_sql("alerts/lock_for_update.sql"), {"ids": list(prepared)}).fetchall()
     for current in locked:
         check = prepared[current["id"]]
-        row, result, outcome, met, transition = check.row, check.result, check.outcome, check.met, check.transition
+        row = check.row
         if row["last_run_id"] == context.run_id or not row["enabled"] or current["version"] != row["version"]:
             summary.skipped += 1  # recorded by an earlier try of this run, disabled, or changed meanwhile
             continue
-        triggered_by = context.triggered_by(row.get("reads"))
-        if triggered_by:
-            why = "; ".join(f"{c['relation']} changed at {c['at']} ({c['source']})" for c in triggered_by)
-            log.info("alert %s evaluated because %s", row["name"], why)
-        event_id = conn.execute(
-            load_sql("alerts/insert_event.sql"),
-            {
-                "alert_id": row["id"],
-                "evaluated_at": now,
-                "kind": transition.kind,
-                "state_before": transition.before.state,
-                "state_after": transition.after.state,
-                "value": result.value.number if result.value else None,
-                "previous_value": row["last_value"],
-                "condition_met": met,
-                "threshold": row["threshold"],
-                "error": outcome.error,
-                "duration_ms": round(result.duration_ms, 3),
-                "notified": bool(check.notifications) and not check.dry_run,
-                "note": "; ".join(check.notes) or None,
-                "dag_run_id": context.run_id,
-                "trigger": context.trigger,
-                "triggered_by": json.dumps(triggered_by) if triggered_by is not None else None,
-            },
-        ).fetchone()[0]
+        event_id = _insert_event(conn, check, context, now)
         for notification in check.notifications:
             conn.execute(load_sql("alerts/insert_notification.sql"), {**notification, "event_id": event_id})
             summary.notifications += 1
-        after = transition.after
         if not context.dry_run:
-            conn.execute(
-                load_sql("alerts/update_state.sql"),
-                {
-                    "alert_id": row["id"],
-                    "state": after.state,
-                    "consecutive_met": after.consecutive_met,
-                    "consecutive_clear": after.consecutive_clear,
-                    "state_changed_at": after.state_changed_at,
-                    "triggered_since": after.triggered_since,
-                    "incident_notified_at": after.incident_notified_at,
-                    "last_notified_at": after.last_notified_at,
-                    "last_value": after.last_value,
-                    "last_error": after.last_error,
-                    "evaluated_at": now,
-                    "run_id": context.run_id,
-                },
-            )
-        summary.evaluated += 1
-        outcome_label = "error" if outcome.error else ("met" if met else "clear")
-        summary.outcomes[outcome_label] = summary.outcomes.get(outcome_label, 0) + 1
-        if transition.kind == "fired" and transition.before.state != "triggered":
-            summary.fired[row["severity"]] = summary.fired.get(row["severity"], 0) + 1
-        if transition.kind != "check":
-            summary.transitions[transition.kind] = summary.transitions.get(transition.kind, 0) + 1
-            log.info(
-                "alert %s: %s (%s -> %s)%s",
-                row["name"],
-                transition.kind,
-                transition.before.state,
-                after.state,
-                f": {outcome.error}" if outcome.error else "",
-            )
-        if outcome.error:
-            summary.errors.append(f"{row['name']}: {outcome.error}")
+            _update_state(conn, row["id"], check.transition.after, context.run_id, now)
+        _count(summary, check)
+
+
+def _insert_event(conn: Any, check: PreparedCheck, context: EvaluationContext, now: datetime) -> int:
+    """The event row of one check (value, condition, transition, why it ran); its id."""
+    row, result, transition = check.row, check.result, check.transition
+    triggered_by = context.triggered_by(row.get("reads"))
+    if triggered_by:
+        why = "; ".join(f"{c['relation']} changed at {c['at']} ({c['source']})" for c in triggered_by)
+        log.info("alert %s evaluated because %s", row["name"], why)
+    return conn.execute(
+        load_sql("alerts/insert_event.sql"),
+        {
+            "alert_id": row["id"],
+            "evaluated_at": now,
+            "kind": transition.kind,
+            "state_before": transition.before.state,
+            "state_after": transition.after.state,
+            "value": result.value.number if result.value else None,
+            "previous_value": row["last_value"],
+            "condition_met": check.met,
+            "threshold": row["threshold"],
+            "error": check.outcome.error,
+            "duration_ms": round(result.duration_ms, 3),
+            "notified": bool(check.notifications) and not check.dry_run,
+            "note": "; ".join(check.notes) or None,
+            "dag_run_id": context.run_id,
+            "trigger": context.trigger,
+            "triggered_by": json.dumps(triggered_by) if triggered_by is not None else None,
+        },
+    ).fetchone()[0]
+
+
+def _update_state(conn: Any, alert_id: int, after: AlertSnapshot, run_id: str, now: datetime) -> None:
+    """The alert's state after this check."""
+    conn.execute(
+        load_sql("alerts/update_state.sql"),
+        {
+            "alert_id": alert_id,
+            "state": after.state,
+            "consecutive_met": after.consecutive_met,
+            "consecutive_clear": after.consecutive_clear,
+            "state_changed_at": after.state_changed_at,
+            "triggered_since": after.triggered_since,
+            "incident_notified_at": after.incident_notified_at,
+            "last_notified_at": after.last_notified_at,
+            "last_value": after.last_value,
+            "last_error": after.last_error,
+            "evaluated_at": now,
+            "run_id": run_id,
+        },
+    )
+
+
+def _count(summary: BatchSummary, check: PreparedCheck) -> None:
+    """One recorded check in the batch's summary (and the log, for a transition)."""
+    row, outcome, transition = check.row, check.outcome, check.transition
+    summary.evaluated += 1
+    outcome_label = "error" if outcome.error else ("met" if check.met else "clear")
+    summary.outcomes[outcome_label] = summary.outcomes.get(outcome_label, 0) + 1
+    if transition.kind == "fired" and transition.before.state != "triggered":
+        summary.fired[row["severity"]] = summary.fired.get(row["severity"], 0) + 1
+    if transition.kind != "check":
+        summary.transitions[transition.kind] = summary.transitions.get(transition.kind, 0) + 1
+        log.info(
+            "alert %s: %s (%s -> %s)%s",
+            row["name"],
+            transition.kind,
+            transition.before.state,
+            transition.after.state,
+            f": {outcome.error}" if outcome.error else "",
+        )
+    if outcome.error:
+        summary.errors.append(f"{row['name']}: {outcome.error}")
 
 
 def run_batch_queries(reader: WarehouseReaderHook, definitions: Iterable[dict[str, Any]]) -> dict[int, QueryResult]:

@@ -74,7 +74,6 @@ def sync_definitions(
     ``reader``: the reader connection the alerts' relations are resolved on (default
     ``warehouse_reader``); when it is refused, the relations stay as they were (the error is logged).
     """
-    import psycopg
     from psycopg.rows import dict_row
 
     from hooks.warehouse import WarehouseHook
@@ -90,35 +89,7 @@ def sync_definitions(
         with conn.cursor(row_factory=dict_row) as cur:
             existing = {row["name"]: row for row in cur.execute(load_sql("alerts/select_definitions.sql"))}
         for source_file, definition in loaded.definitions:
-            current = existing.get(definition.name)
-            try:
-                with conn.transaction():  # a savepoint: one failing alert does not undo the others
-                    if current is None:
-                        save_definition(conn, definition, "yaml", source_file)
-                        report.created.append(definition.name)
-                    elif current["source"] != "yaml":
-                        report.errors.append(
-                            DefinitionError(
-                                source_file,
-                                definition.name,
-                                "name",
-                                f"an alert with this name already exists (created from the {current['source']}); "
-                                "rename one of them",
-                            )
-                        )
-                    elif (
-                        current["definition_hash"] == definition.definition_hash()
-                        and current["source_file"] == source_file
-                    ):
-                        report.unchanged.append(definition.name)
-                    else:
-                        params = {**definition.row(), "source": "yaml", "source_file": source_file}
-                        conn.execute(load_sql("alerts/update_definition.sql"), params)
-                        report.updated.append(definition.name)
-            except psycopg.Error as error:
-                report.errors.append(
-                    DefinitionError(source_file, definition.name, None, f"could not be saved: {error}".strip())
-                )
+            _save_yaml_definition(conn, definition, source_file, existing.get(definition.name), report)
         keep = [d.name for _, d in loaded.definitions] + sorted(loaded.failed_names)
         rows = conn.execute(
             load_sql("alerts/disable_removed.sql"), {"keep": keep, "unreadable": sorted(loaded.unreadable_files)}
@@ -153,6 +124,38 @@ def sync_definitions(
         len(report.errors),
     )
     return report
+
+
+def _save_yaml_definition(
+    conn: Any, definition: AlertDefinition, source_file: str, current: dict[str, Any] | None, report: SyncReport
+) -> None:
+    """Create, update or leave one alert of a YAML file (``current``: its row, if any); errors go in ``report``."""
+    import psycopg
+
+    try:
+        with conn.transaction():  # a savepoint: one failing alert does not undo the others
+            if current is None:
+                save_definition(conn, definition, "yaml", source_file)
+                report.created.append(definition.name)
+            elif current["source"] != "yaml":
+                report.errors.append(
+                    DefinitionError(
+                        source_file,
+                        definition.name,
+                        "name",
+                        f"an alert with this name already exists (created from the {current['source']}); "
+                        "rename one of them",
+                    )
+                )
+            elif current["definition_hash"] == definition.definition_hash() and current["source_file"] == source_file:
+                report.unchanged.append(definition.name)
+            else:
+                params = {**definition.row(), "source": "yaml", "source_file": source_file}
+                conn.execute(load_sql("alerts/update_definition.sql"), params)
+                report.updated.append(definition.name)
+    except psycopg.Error as error:
+        message = f"could not be saved: {error}".strip()
+        report.errors.append(DefinitionError(source_file, definition.name, None, message))
 
 
 def _refresh_reads(hook: WarehouseHook, reader: WarehouseReaderHook | None) -> dict[str, Any]:

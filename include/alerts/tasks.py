@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
@@ -55,23 +55,28 @@ def create_alert_from_params(params: Mapping[str, Any]) -> dict[str, Any] | None
     return {"id": alert_id, "name": definition.name, "sql": definition.sql, "threshold": definition.threshold}
 
 
-def plan(context: Mapping[str, Any]) -> list[list[int]]:
-    """Batches of the alerts this run evaluates.
+def plan(
+    *,
+    run_id: str,
+    only_alerts: Sequence[str],
+    batch_size: int,
+    slots: int,
+    triggering_asset_events: Mapping[Any, Any] | None,
+) -> list[list[int]]:
+    """Batches of the alerts this run evaluates, for ``slots`` evaluation tasks at once.
 
     A run triggered by asset events evaluates the alerts (``schedule`` on_change or
     clock_and_change) that read a relation that changed, whatever their check interval; any
     other run the due alerts on the clock (``clock`` or clock_and_change), or the alerts the
-    trigger form names.
+    trigger form names (``only_alerts``).
     """
     from hooks.warehouse import WarehouseHook
     from include.alerts.evaluate import affected_alert_ids, due_alert_ids, plan_batches
-    from include.categories import CATEGORIES
     from include.lineage.triggers import changed, log_changes, relation_changes
 
-    params, run_id = context["params"], context["run_id"]
-    names = list(params.get("only_alerts") or [])
+    names = list(only_alerts or [])
     hook = WarehouseHook(application_name="alerts-plan")
-    changes = relation_changes(context)
+    changes = relation_changes(triggering_asset_events)
     log_changes(log, changes, "alerts")
     if changes and not names:
         ids = affected_alert_ids(hook, run_id, sorted(changed(changes)))
@@ -79,25 +84,31 @@ def plan(context: Mapping[str, Any]) -> list[list[int]]:
     else:
         ids = due_alert_ids(hook, run_id, names)
         log.info("%d alerts due", len(ids))
-    slots = CATEGORIES["alerts"].pool_slots
-    batches = plan_batches(ids, int(params.get("batch_size") or 100), slots=slots)
+    batches = plan_batches(ids, batch_size, slots=slots)
     log.info("%d alerts to evaluate, in %d batches", len(ids), len(batches))
     return batches
 
 
-def evaluate(alert_ids: list[int], context: Mapping[str, Any]) -> dict[str, Any]:
-    """Evaluate one batch; the messages link to this task instance; the events say why it ran."""
+def evaluate(
+    alert_ids: list[int],
+    *,
+    ti: Any,
+    run_id: str,
+    run_type: Any,
+    dry_run: bool,
+    triggering_asset_events: Mapping[Any, Any] | None,
+) -> dict[str, Any]:
+    """Evaluate one batch; the messages link to this task instance (``ti``); the events say why it ran."""
     from include.alerts.evaluate import EvaluationContext, evaluate_alerts
     from include.lineage.triggers import relation_changes
 
-    ti = context["ti"]
-    url = evaluation_url(ti.dag_id, context["run_id"], ti.task_id, getattr(ti, "map_index", None))
-    changes = relation_changes(context)
+    url = evaluation_url(ti.dag_id, run_id, ti.task_id, getattr(ti, "map_index", None))
+    changes = relation_changes(triggering_asset_events)
     evaluation = EvaluationContext(
-        run_id=context["run_id"],
+        run_id=run_id,
         url=url,
-        dry_run=bool(context["params"].get("dry_run")),
-        trigger=run_trigger(context, bool(changes)),
+        dry_run=dry_run,
+        trigger=run_trigger(run_type, bool(changes)),
         changes=tuple(changes),
     )
     return evaluate_alerts(alert_ids, evaluation).as_dict()
@@ -122,9 +133,8 @@ def deliver_notifications() -> dict[str, Any]:
     return summary.as_dict()
 
 
-def run_trigger(context: Mapping[str, Any], changed: bool) -> str:
+def run_trigger(run_type: Any, changed: bool) -> str:
     """``change`` (asset events), ``clock`` (a scheduled run) or ``manual`` (triggered by a person or the API)."""
-    run_type = getattr(context.get("dag_run"), "run_type", None)
     run_type = getattr(run_type, "value", run_type)
     if changed or run_type == "asset_triggered":
         return "change"

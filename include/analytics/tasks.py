@@ -1,13 +1,15 @@
-"""Task bodies of the ``analytics`` DAG: run configuration and Airflow context in, job logic out.
+"""Task bodies of the ``analytics`` DAG: the run's input in, job logic out.
 
-``plan_jobs`` reads the configuration once per run and decides which jobs are due; every other task
-reads that plan from XCom, skips when its job is not due, and calls the job's module. Nothing here
-runs at parse time.
+``plan_jobs`` gets the trigger's Params and the run's triggering asset events, reads the
+configuration once per run and decides which jobs are due; every other task reads that plan from
+XCom (through its task instance ``ti``), skips when its job is not due, and calls the job's module.
+The DAG passes each value by name; nothing here reads the Airflow context or runs at parse time.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -61,26 +63,31 @@ def _exact_counts_param(value: Any) -> list[str]:
     return list(value)
 
 
-def plan_jobs(context: dict[str, Any]) -> dict[str, Any]:
+def plan_jobs(
+    *, jobs: Sequence[str], exact_counts: Sequence[str], triggering_asset_events: Mapping[Any, Any] | None
+) -> dict[str, Any]:
     """Load the configuration and decide which jobs run now (see ``config.decide_job``).
 
-    A configuration mistake fails the task at once (no retries): a retry would read the same value.
+    ``jobs`` and ``exact_counts`` are the trigger's Params; a run that asset events triggered
+    refreshes what reads the relations that changed. A configuration mistake fails the task at
+    once (no retries): a retry would read the same value.
     """
     try:
-        return _plan_jobs(context)
+        return _plan_jobs(jobs, exact_counts, triggering_asset_events)
     except ConfigError as error:
         raise _fail(str(error)) from None
 
 
-def _plan_jobs(context: dict[str, Any]) -> dict[str, Any]:
+def _plan_jobs(
+    jobs_param: Sequence[str], exact_counts_param: Sequence[str], events: Mapping[Any, Any] | None
+) -> dict[str, Any]:
     from include.lineage.triggers import changed, log_changes, relation_changes
     from include.sql import load_sql
 
     config = load_config()
-    params = context.get("params") or {}
-    requested = requested_jobs(params.get("jobs"))
-    exact_counts = _exact_counts_param(params.get("exact_counts"))
-    changes = [] if requested else relation_changes(context)
+    requested = requested_jobs(jobs_param)
+    exact_counts = _exact_counts_param(exact_counts_param)
+    changes = [] if requested else relation_changes(events)
     log_changes(log, changes, "analytics")
     changed_relations = sorted(changed(changes))
     with _warehouse().transaction() as conn:
@@ -105,16 +112,16 @@ def _plan_jobs(context: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _plan(context: dict[str, Any]) -> dict[str, Any]:
-    plan = context["ti"].xcom_pull(task_ids=PLAN_TASK, map_indexes=-1)
+def _plan(ti: Any) -> dict[str, Any]:
+    plan = ti.xcom_pull(task_ids=PLAN_TASK, map_indexes=-1)
     if not plan:
         raise _skip(f"{PLAN_TASK} did not produce a plan for this run (see its log)")
     return plan
 
 
-def _config_for(job: str, context: dict[str, Any]) -> tuple[AnalyticsConfig, dict[str, Any]]:
+def _config_for(job: str, ti: Any) -> tuple[AnalyticsConfig, dict[str, Any]]:
     """The run's configuration, or a skip when ``job`` is not due in this run."""
-    plan = _plan(context)
+    plan = _plan(ti)
     decision = plan["jobs"][job]
     if not decision["due"]:
         raise _skip(f"{job}: {decision['reason']}")
@@ -124,21 +131,19 @@ def _config_for(job: str, context: dict[str, Any]) -> tuple[AnalyticsConfig, dic
 # ----------------------------------------------------------------------------- jobs
 
 
-def refresh_catalog(context: dict[str, Any]) -> dict[str, Any]:
+def refresh_catalog(*, ti: Any, run_id: str) -> dict[str, Any]:
     from include.analytics.catalog import refresh_catalog as refresh
 
-    config, plan = _config_for("catalog", context)
-    result = refresh(
-        _warehouse(), config.catalog, exact_counts=plan.get("exact_counts") or (), dag_run_id=context["run_id"]
-    )
+    config, plan = _config_for("catalog", ti)
+    result = refresh(_warehouse(), config.catalog, exact_counts=plan.get("exact_counts") or (), dag_run_id=run_id)
     return result.as_dict()
 
 
-def plan_materialized_views(context: dict[str, Any]) -> list[dict[str, Any]]:
+def plan_materialized_views(*, ti: Any, run_id: str) -> list[dict[str, Any]]:
     from include.analytics import refresh_log
     from include.analytics.mviews import JOB, plan_views
 
-    config, plan = _config_for("materialized_views", context)
+    config, plan = _config_for("materialized_views", ti)
     hook = _warehouse()
     changed = plan.get("changed")
     views = plan_views(hook, config.materialized_views, changed)
@@ -151,7 +156,7 @@ def plan_materialized_views(context: dict[str, Any]) -> list[dict[str, Any]]:
                 job=JOB,
                 target=None,
                 status="skipped",
-                dag_run_id=context["run_id"],
+                dag_run_id=run_id,
                 error="no materialized views in the configured schemas",
             )
         raise _skip("no materialized views in the configured schemas")
@@ -162,34 +167,37 @@ def plan_materialized_views(context: dict[str, Any]) -> list[dict[str, Any]]:
     return [v.as_dict() for v in views]
 
 
-def refresh_materialized_view(view: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
-    """Refresh one view once the views it reads are done; fail (no retry) when its refresh fails."""
+def refresh_materialized_view(view: dict[str, Any], *, ti: Any, run_id: str, outlet_events: Any) -> dict[str, Any]:
+    """Refresh one view once the views it reads are done; fail (no retry) when its refresh fails.
+
+    A refresh that succeeded is an asset event through ``outlet_events`` (the task's outlets).
+    """
     from include.analytics.mviews import PlannedView, refresh_view
 
     planned = PlannedView.from_dict(view)
     _label_map_index(planned.key)
-    config, _ = _config_for("materialized_views", context)
+    config, _ = _config_for("materialized_views", ti)
     settings = config.materialized_views
-    _wait_for_sources(planned, context, settings.dependency_poll_seconds, settings.dependency_wait_seconds)
+    _wait_for_sources(planned, ti, run_id, settings.dependency_poll_seconds, settings.dependency_wait_seconds)
     hook = _warehouse()
-    outcome = refresh_view(hook, planned.schema, planned.name, settings, dag_run_id=context["run_id"])
+    outcome = refresh_view(hook, planned.schema, planned.name, settings, dag_run_id=run_id)
     if outcome.status == "failed":
         message = f"refresh of materialized view {planned.key} failed: {outcome.reason}"
         if outcome.retryable:
             raise RuntimeError(message + f" ({outcome.sqlstate}: worth a retry)")
         raise _fail(message)
     if outcome.status == "success":
-        _announce_refresh(hook, planned, outcome, context)
+        _announce_refresh(hook, planned, outcome, outlet_events)
     return outcome.as_dict()
 
 
-def _announce_refresh(hook: Any, view: Any, outcome: Any, context: dict[str, Any]) -> None:
+def _announce_refresh(hook: Any, view: Any, outcome: Any, outlet_events: Any) -> None:
     """A refreshed view is an asset event (alias ``materialized_views``) and an OpenLineage output."""
     from include.lineage.assets import MATERIALIZED_VIEWS, Relation, emit, warehouse_location
     from include.lineage.openlineage import report_relations
 
     uri = warehouse_location().relation_uri(Relation(view.schema, view.name))
-    emit(context["outlet_events"], MATERIALIZED_VIEWS, {uri: {"mode": outcome.mode, "refresh_ms": outcome.refresh_ms}})
+    emit(outlet_events, MATERIALIZED_VIEWS, {uri: {"mode": outcome.mode, "refresh_ms": outcome.refresh_ms}})
     report_relations(hook, read=view.sources, written=[view.key])
     log.info("asset event for %s: %s", view.key, uri)
 
@@ -201,7 +209,7 @@ def _label_map_index(label: str) -> None:
     get_current_context()["view_label"] = label
 
 
-def _wait_for_sources(view: Any, context: dict[str, Any], poll_seconds: float, wait_seconds: float) -> None:
+def _wait_for_sources(view: Any, ti: Any, run_id: str, poll_seconds: float, wait_seconds: float) -> None:
     """Return when every view ``view`` reads has been refreshed in this run; else skip, wait or fail.
 
     Waiting is a reschedule: the task gives its worker and pool slot back and comes back after
@@ -211,8 +219,6 @@ def _wait_for_sources(view: Any, context: dict[str, Any], poll_seconds: float, w
         return
     from airflow.sdk.exceptions import AirflowRescheduleException
 
-    ti = context["ti"]
-    run_id = context["run_id"]
     states = ti.get_task_states(dag_id=ti.dag_id, task_ids=[ti.task_id], run_ids=[run_id]).get(run_id, {})
     pending, not_refreshed = [], []
     for index, source in zip(view.reads_indexes, view.reads, strict=True):
@@ -225,10 +231,10 @@ def _wait_for_sources(view: Any, context: dict[str, Any], poll_seconds: float, w
             pending.append(source)
     if not_refreshed:
         reason = f"not refreshed: it reads {', '.join(not_refreshed)}, which was not refreshed in this run"
-        _record_view_skip(view.key, reason, context["run_id"])
+        _record_view_skip(view.key, reason, run_id)
         raise _skip(reason)
     if pending:
-        first_try = ti.get_first_reschedule_date(context) or datetime.now(UTC)
+        first_try = ti.get_first_reschedule_date(ti.get_template_context()) or datetime.now(UTC)
         waited = (datetime.now(UTC) - first_try).total_seconds()
         if waited > wait_seconds:
             raise _fail(f"{view.key}: waited {waited:.0f}s for {', '.join(pending)} to be refreshed; giving up")
@@ -252,18 +258,18 @@ def _record_view_skip(view: str, reason: str, dag_run_id: str) -> None:
         )
 
 
-def check_materialized_views(context: dict[str, Any]) -> dict[str, Any]:
+def check_materialized_views(*, ti: Any, run_id: str) -> dict[str, Any]:
     """Fail naming every view that failed (and every view left out because of it), after all ran."""
     from include.analytics import refresh_log
     from include.analytics.mviews import JOB, PlannedView, summarize
 
-    _config_for("materialized_views", context)
-    planned_dicts = context["ti"].xcom_pull(task_ids=VIEW_PLAN_TASK, map_indexes=-1)
+    _config_for("materialized_views", ti)
+    planned_dicts = ti.xcom_pull(task_ids=VIEW_PLAN_TASK, map_indexes=-1)
     if not planned_dicts:
         raise _skip("no materialized views were planned in this run")
     planned = [PlannedView.from_dict(v) for v in planned_dicts]
     with _warehouse().transaction() as conn:
-        items = refresh_log.run_items(conn, dag_run_id=context["run_id"], job=JOB)
+        items = refresh_log.run_items(conn, dag_run_id=run_id, job=JOB)
     failed, not_refreshed = summarize(planned, items)
     counts: dict[str, int] = {}
     for view in planned:
@@ -289,19 +295,19 @@ def check_materialized_views(context: dict[str, Any]) -> dict[str, Any]:
     return counts
 
 
-def collect_query_statistics(context: dict[str, Any]) -> dict[str, Any]:
+def collect_query_statistics(*, ti: Any, run_id: str) -> dict[str, Any]:
     from include.analytics.query_stats import collect_query_statistics as collect
 
-    config, _ = _config_for("query_statistics", context)
-    return collect(_warehouse(), config.query_statistics, dag_run_id=context["run_id"]).as_dict()
+    config, _ = _config_for("query_statistics", ti)
+    return collect(_warehouse(), config.query_statistics, dag_run_id=run_id).as_dict()
 
 
-def clean_up_logs(context: dict[str, Any]) -> list[dict[str, Any]]:
+def clean_up_logs(*, ti: Any, run_id: str) -> list[dict[str, Any]]:
     from include.analytics.cleanup import LogCleanupError, clean_logs
 
-    config, _ = _config_for("log_cleanup", context)
+    config, _ = _config_for("log_cleanup", ti)
     try:
-        results = clean_logs(_warehouse(), config.log_cleanup, dag_run_id=context["run_id"])
+        results = clean_logs(_warehouse(), config.log_cleanup, dag_run_id=run_id)
     except LogCleanupError as error:
         if error.retryable:
             raise
@@ -309,11 +315,11 @@ def clean_up_logs(context: dict[str, Any]) -> list[dict[str, Any]]:
     return [r.as_dict() for r in results]
 
 
-def notify_analytics_api(context: dict[str, Any]) -> dict[str, Any]:
+def notify_analytics_api(*, ti: Any, run_id: str) -> dict[str, Any]:
     from include.analytics.notify import notify_analytics_api as notify
 
-    plan = _plan(context)
+    plan = _plan(ti)
     if not (plan["jobs"]["catalog"]["due"] or plan["jobs"]["materialized_views"]["due"]):
         raise _skip("neither the catalog nor the materialized views were refreshed in this run")
     config = restore_config(plan["config"])
-    return notify(_warehouse(), config.analytics_api, dag_run_id=context["run_id"]).as_dict()
+    return notify(_warehouse(), config.analytics_api, dag_run_id=run_id).as_dict()

@@ -1,8 +1,8 @@
 """Why a run runs: the warehouse relations that changed, from the run's triggering asset events.
 
 An asset-triggered run of ``alerts``, ``reports`` or ``analytics`` gets the events that woke it in
-``context["triggering_asset_events"]`` (each event under its asset and under every alias it came
-through). :func:`relation_changes` turns them into one :class:`RelationChange` per event of a
+``triggering_asset_events`` (each event under its asset and under every alias it came through),
+which the task passes on. :func:`relation_changes` turns them into one :class:`RelationChange` per event of a
 relation of this warehouse; the consumers evaluate, generate or refresh only what reads those
 relations and record :meth:`RelationChange.as_dict` as the run's "why".
 """
@@ -54,13 +54,14 @@ class RelationChange:
         return f"{self.relation.key} changed at {self.timestamp} ({self.source}, run {self.source_run_id}{counted})"
 
 
-def relation_changes(context: Mapping[str, Any], location: WarehouseLocation | None = None) -> list[RelationChange]:
-    """The changes of this warehouse's relations among the run's triggering asset events, oldest first.
+def relation_changes(
+    events: Mapping[Any, Iterable[Any]] | None, location: WarehouseLocation | None = None
+) -> list[RelationChange]:
+    """The changes of this warehouse's relations among a run's ``triggering_asset_events``, oldest first.
 
     Empty for a run that assets did not trigger. Events of other assets (report files, another
     warehouse) are left out; an event reached through several aliases counts once.
     """
-    events = context.get("triggering_asset_events") or {}
     if not events:
         return []
     location = location or warehouse_location()

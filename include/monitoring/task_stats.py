@@ -99,9 +99,9 @@ def store(hook, statistics: Sequence[TaskStatistic]) -> None:
         cur.executemany(load_sql("monitoring/upsert_task_statistics.sql"), [asdict(s) for s in statistics])
 
 
-def window_end_of(context: Mapping[str, Any]) -> datetime:
+def window_end_of(data_interval_end: datetime | None, run_after: datetime) -> datetime:
     """The run's data interval end; a run without one (triggered manually in Airflow 3) ends at ``run_after``."""
-    return context.get("data_interval_end") or context["dag_run"].run_after
+    return data_interval_end or run_after
 
 
 def compute_task_statistics(window_end: datetime, window_hours: float) -> list[dict[str, Any]]:

@@ -335,7 +335,7 @@ def validate_definition(definition: ReportDefinition) -> ReportDefinition:
 
 
 def parse_request(conf: Mapping[str, Any] | None) -> ReportRequest:
-    """Validate a DAG run's conf (what ``--conf`` or the UI's trigger form sent) into a request.
+    """Validate a DAG run's Params (what ``--conf`` or the UI's trigger form sent, over the defaults) into a request.
 
     No report, no SQL: a scheduled run. ``report_id`` or ``report_name``: that stored report now,
     with optional ``format``, ``chart``, ``recipients``, ``destination`` and ``parameters`` overrides.

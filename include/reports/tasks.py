@@ -22,9 +22,9 @@ def _fail(error: InvalidReportError):
     return AirflowFailException(f"invalid report request: {error}")
 
 
-def _request(conf: Mapping[str, Any] | None) -> ReportRequest:
+def _request(fields: Mapping[str, Any] | None) -> ReportRequest:
     try:
-        return parse_request(conf)
+        return parse_request(fields)
     except InvalidReportError as error:
         raise _fail(error) from None
 
@@ -51,11 +51,11 @@ def check_inline_sql(request: ReportRequest, services=None) -> tuple[str, ...]:
         raise InvalidReportError("sql", str(error).strip()) from None
 
 
-def validate_request(conf: Mapping[str, Any] | None, services=None) -> dict[str, Any]:
-    """The first task: every field of the trigger, the named report and the ad-hoc SQL are checked."""
+def validate_request(fields: Mapping[str, Any] | None, services=None) -> dict[str, Any]:
+    """The first task: every field of the trigger (the run's Params), the named report and the ad-hoc SQL."""
     from include.reports.planning import resolve_request
 
-    request = _request(conf)
+    request = _request(fields)
     try:
         definition = resolve_request(request, services=services)
         if request.mode == "inline":
@@ -79,11 +79,11 @@ def validate_request(conf: Mapping[str, Any] | None, services=None) -> dict[str,
     return summary
 
 
-def plan(conf: Mapping[str, Any] | None, *, dag_run_id: str, services=None) -> list[int]:
-    """The planning task: create the runs of this DAG run and return every run with work left."""
+def plan(fields: Mapping[str, Any] | None, *, dag_run_id: str, services=None) -> list[int]:
+    """The planning task: create the runs of this DAG run (its Params: ``fields``); every run with work left."""
     from include.reports.planning import plan_runs
 
-    request = _request(conf)
+    request = _request(fields)
     try:
         return plan_runs(request, dag_run_id=dag_run_id, services=services)
     except InvalidReportError as error:

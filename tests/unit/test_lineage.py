@@ -159,7 +159,7 @@ def test_relation_changes_of_this_warehouse_once_each_oldest_first():
         "file": [report],
         "alias": [orders, payments, elsewhere],
     }
-    changes = relation_changes({"triggering_asset_events": events}, WAREHOUSE)
+    changes = relation_changes(events, WAREHOUSE)
     assert [c.relation.key for c in changes] == ["marts.payments", "marts.orders"]
     assert changes[1].as_dict() == {
         "relation": "marts.orders",
@@ -171,6 +171,7 @@ def test_relation_changes_of_this_warehouse_once_each_oldest_first():
     }
     assert [c.relation.key for c in affecting(changes, ["marts.orders", "marts.x"])] == ["marts.orders"]
     assert relation_changes({}, WAREHOUSE) == []
+    assert relation_changes(None, WAREHOUSE) == []
 
 
 def test_clock_or_changes_schedule():

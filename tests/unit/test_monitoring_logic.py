@@ -53,10 +53,9 @@ def test_summarise_counts_finished_instances_per_dag_and_task():
 
 def test_window_ends_at_the_data_interval_end_or_at_run_after_for_manual_runs():
     run = SimpleNamespace(run_after=END + timedelta(minutes=3))
-    assert window_end_of({"data_interval_end": END, "dag_run": run}) == END
+    assert window_end_of(END, run.run_after) == END
     # `airflow dags trigger` in Airflow 3: no logical date, so no data interval in the context.
-    assert window_end_of({"dag_run": run}) == END + timedelta(minutes=3)
-    assert window_end_of({"data_interval_end": None, "dag_run": run}) == END + timedelta(minutes=3)
+    assert window_end_of(None, run.run_after) == END + timedelta(minutes=3)
 
 
 def _conn(**fields):
