@@ -344,6 +344,12 @@ def test_openlineage_events_name_each_jobs_inputs_and_outputs_like_the_assets(ch
         f"{host}/{database}.public.analytics_alert_events",
         f"{host}/{database}.public.analytics_alert_notifications",
     }
+    reports = _triggered_by(api, "reports", transform, f"{SHOP}.orders")
+    assert datasets("reports.report.generate", reports["dag_run_id"], "inputs") == {f"{host}/{database}.{SHOP}.orders"}
+    (archived,) = datasets("reports.report.generate", reports["dag_run_id"], "outputs")
+    assert archived.startswith("file/") and "orders_on_change" in archived  # namespace "file", the path
+    (published,) = datasets("reports.report.deliver", reports["dag_run_id"], "outputs")
+    assert published.startswith("file/") and change["published"].name in published
     catalogued = datasets("analytics.refresh_catalog", catalog, "inputs")
     assert {f"{host}/{database}.{SHOP}.orders", f"{host}/{database}.{VIEWS}.order_count"} <= catalogued
     assert datasets("analytics.refresh_catalog", catalog, "outputs") == {f"{host}/{database}.public.analytics_catalog"}
