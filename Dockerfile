@@ -7,7 +7,6 @@ FROM astrocrpublic.azurecr.io/runtime:3.3-2
 ENV PYTHONPATH=/usr/local/airflow:/usr/local/airflow/plugins \
     AIRFLOW__CORE__LOAD_EXAMPLES=False \
     DBT_PROJECT_PATH=/usr/local/airflow/dbt \
-    DBT_PROFILES_DIR=/usr/local/airflow/dbt \
     # Airflow's StatsD metrics (and the platform's own, prefix airflow.platform.*) to statsd_exporter.
     AIRFLOW__METRICS__STATSD_ON=True \
     AIRFLOW__METRICS__STATSD_HOST=statsd-exporter \
@@ -25,7 +24,8 @@ ENV AIRFLOW__OPENLINEAGE__NAMESPACE=analytics-platform \
 
 # dbt (transform DAG). The docs task publishes `dbt docs generate` output to this directory and
 # Cosmos's UI plugin serves it (Browse -> dbt Docs); docker-compose.override.yml shares it between
-# the scheduler (which runs the tasks locally) and the API server. Profile connection: DBT_PG_*.
+# the scheduler (which runs the tasks locally) and the API server. dbt's profile is the Airflow
+# connection `warehouse` (Cosmos profile mapping), so the warehouse is configured once.
 ENV AIRFLOW__COSMOS__DBT_DOCS_PROJECTS='{"analytics": {"dir": "/usr/local/airflow/dbt_docs/analytics", "name": "dbt Docs (Analytics)"}}' \
     AIRFLOW__COSMOS__ENABLE_TELEMETRY=False
 # The manifest the transform DAG renders from (LoadMode.DBT_MANIFEST), built now: `dbt parse`

@@ -19,7 +19,7 @@ import sys
 from urllib.parse import urlsplit, urlunsplit
 
 from devstack import services
-from devstack.airflow_env import PROJECT_ROOT, dbt_profile_environment
+from devstack.airflow_env import PROJECT_ROOT
 from devstack.stack import LocalStack
 from include.security.roles import PASSWORD_ENV, RolePlan
 from include.settings import airflow_port
@@ -56,8 +56,7 @@ def prepare_dbt(database_url: str) -> None:
     if DbtProject.from_env().project_path == BUNDLED_PROJECT:
         with psycopg.connect(database_url) as conn:
             load_demo_data(conn)
-    env = {**os.environ, **dbt_profile_environment(database_url)}
-    subprocess.run([sys.executable, "-m", "include", "dbt", "manifest"], env=env, check=True, cwd=PROJECT_ROOT)
+    subprocess.run([sys.executable, "-m", "include", "dbt", "manifest"], check=True, cwd=PROJECT_ROOT)
 
 
 def provision_roles(admin_url: str, plan: RolePlan = LOCAL_ROLES) -> tuple[str, str]:

@@ -120,10 +120,11 @@ def airflow_environment(
         # The circuit breakers' Redis (connection circuit_breaker_redis of plugins/hooks/circuit_breaker.py).
         "AIRFLOW_CONN_CIRCUIT_BREAKER_REDIS": redis_connection(redis_url),
         "DBT_PROJECT_PATH": os.environ.get("DBT_PROJECT_PATH", str(root / "dbt")),
-        "DBT_PROFILES_DIR": os.environ.get("DBT_PROFILES_DIR", str(root / "dbt")),
+        # dbt's profile: the `warehouse` connection, unless a profiles.yml is named (DBT_PROFILES_DIR).
+        **({"DBT_PROFILES_DIR": os.environ["DBT_PROFILES_DIR"]} if os.environ.get("DBT_PROFILES_DIR") else {}),
         **statsd_environment(),
         **openlineage_environment(home),
-        **dbt_environment(home, database_url=database_url),
+        **dbt_environment(home),
         **legacy_channel_connections(),
     }
 
@@ -190,27 +191,12 @@ def celery_environment(broker_url: str, metadata_db_url: str) -> dict[str, str]:
     }
 
 
-def dbt_profile_environment(database_url: str) -> dict[str, str]:
-    """The dbt profile's connection (``dbt/profiles.yml`` reads ``DBT_PG_*``): the warehouse at ``database_url``."""
-    parts = urlsplit(database_url)
-    env = {
-        "DBT_PG_HOST": parts.hostname or "127.0.0.1",
-        "DBT_PG_PORT": str(parts.port or 5432),
-        "DBT_PG_USER": unquote(parts.username or "postgres"),
-        "DBT_PG_DBNAME": unquote(parts.path.lstrip("/")) or "analytics",
-    }
-    if parts.password:
-        env["DBT_ENV_SECRET_PG_PASSWORD"] = unquote(parts.password)
-    return env
-
-
-def dbt_environment(home: Path, *, database_url: str) -> dict[str, str]:
-    """The dbt profile's connection and Cosmos's settings for an Airflow process of the project.
+def dbt_environment(home: Path) -> dict[str, str]:
+    """Cosmos's settings for an Airflow process of the project (dbt's profile is the ``warehouse`` connection).
 
     The dbt docs are published to, and served by the UI from, ``<home>/dbt_docs/analytics``.
     """
     return {
-        **dbt_profile_environment(database_url),
         "AIRFLOW__COSMOS__DBT_DOCS_PROJECTS": json.dumps(
             {"analytics": {"dir": str(home / "dbt_docs" / "analytics"), "name": "dbt Docs (Analytics)"}}
         ),

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import logging
 import shutil
+import tempfile
 from pathlib import Path
 
-from include.transform.project import DbtProject
+from include.transform.project import DbtProject, offline_profiles_yml
 
 log = logging.getLogger(__name__)
 
@@ -25,29 +26,39 @@ class ManifestBuildError(RuntimeError):
 
 
 def build_manifest(project: DbtProject) -> Path:
-    """Run ``dbt parse`` in-process for ``project`` and return the manifest path."""
+    """Run ``dbt parse`` in-process for ``project`` and return the manifest path.
+
+    A project whose profile comes from the ``warehouse`` connection is parsed with an offline
+    profile: ``dbt parse`` reads a profile but never connects. dbt writes into a scratch target
+    directory, so its partial-parse state (made with that profile) is not left in the project for
+    the DAG's first dbt run to trip over; only the manifest is copied out.
+    """
     from dbt.cli.main import dbtRunner
 
-    result = dbtRunner().invoke(
-        [
-            "parse",
-            "--project-dir",
-            str(project.project_path),
-            "--profiles-dir",
-            str(project.profiles_dir),
-            "--profile",
-            project.profile_name,
-            "--target",
-            project.target_name,
-            "--quiet",
-        ]
-    )
-    if not result.success:
-        raise ManifestBuildError(f"dbt parse failed for {project.project_path}: {result.exception}")
-    built = project.project_path / "target" / "manifest.json"
-    if not built.is_file():
-        raise ManifestBuildError(f"dbt parse succeeded but wrote no {built}")
-    if built.resolve() != project.manifest_path.resolve():
+    with tempfile.TemporaryDirectory(prefix="dbt-parse-") as scratch:
+        profiles_dir = project.profiles_dir or offline_profiles_yml(project, Path(scratch)).parent
+        target = Path(scratch) / "target"
+        result = dbtRunner().invoke(
+            [
+                "parse",
+                "--project-dir",
+                str(project.project_path),
+                "--profiles-dir",
+                str(profiles_dir),
+                "--profile",
+                project.profile_name,
+                "--target",
+                project.target_name,
+                "--target-path",
+                str(target),
+                "--quiet",
+            ]
+        )
+        if not result.success:
+            raise ManifestBuildError(f"dbt parse failed for {project.project_path}: {result.exception}")
+        built = target / "manifest.json"
+        if not built.is_file():
+            raise ManifestBuildError(f"dbt parse succeeded but wrote no {built}")
         project.manifest_path.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(built, project.manifest_path)
     log.debug("dbt manifest of %s written to %s", project.project_name, project.manifest_path)

@@ -1,10 +1,13 @@
 """Which dbt project the ``transform`` DAG renders, from the environment (no code changes needed).
 
 * ``DBT_PROJECT_PATH``: the dbt project directory (default: the bundled ``dbt/``).
-* ``DBT_PROFILES_DIR``: the directory holding ``profiles.yml`` (default: ``DBT_PROJECT_PATH``).
+* ``DBT_PROFILES_DIR``: a directory holding the project's own ``profiles.yml``. Unset (the
+  default), dbt's profile comes from the Airflow connection ``warehouse`` (Cosmos's
+  ``PostgresUserPasswordProfileMapping``), so the warehouse is configured once, for every part of
+  the platform; ``DBT_SCHEMA`` (default ``analytics``) and ``DBT_THREADS`` (default 4) complete it.
 * ``DBT_MANIFEST_PATH``: the manifest Cosmos renders from (default: ``<project>/target/manifest.json``).
 * ``DBT_PROFILE`` / ``DBT_TARGET`` (dbt's own variables): profile and target (default: the
-  ``profile:`` of ``dbt_project.yml`` and that profile's ``target:``).
+  ``profile:`` of ``dbt_project.yml``; that profile's ``target:`` in ``profiles.yml``, else ``warehouse``).
 * ``DBT_DOCS_SLUG``: the project key in ``AIRFLOW__COSMOS__DBT_DOCS_PROJECTS`` the docs are
   published under (default: ``analytics``).
 
@@ -28,6 +31,12 @@ log = logging.getLogger(__name__)
 #: The dbt project bundled with the platform.
 BUNDLED_PROJECT = Path(__file__).resolve().parents[2] / "dbt"
 DEFAULT_DOCS_SLUG = "analytics"
+#: The profile target when the profile comes from the ``warehouse`` connection.
+WAREHOUSE_TARGET = "warehouse"
+DEFAULT_SCHEMA = "analytics"
+DEFAULT_THREADS = 4
+#: Seconds dbt waits for a connection to the warehouse (then the ``dbt`` breaker counts a failure).
+CONNECT_TIMEOUT = 10
 
 
 def dbt_executable() -> str:
@@ -60,16 +69,19 @@ class DbtProject:
     """A dbt project, its profile and where its manifest is."""
 
     project_path: Path
-    profiles_dir: Path
+    #: ``None``: the profile comes from the ``warehouse`` connection.
+    profiles_dir: Path | None
     manifest_path: Path
     project_name: str
     profile_name: str
     target_name: str
     docs_slug: str = DEFAULT_DOCS_SLUG
+    schema: str = DEFAULT_SCHEMA
+    threads: int = DEFAULT_THREADS
 
     @property
-    def profiles_yml(self) -> Path:
-        return self.profiles_dir / "profiles.yml"
+    def profiles_yml(self) -> Path | None:
+        return self.profiles_dir / "profiles.yml" if self.profiles_dir is not None else None
 
     @property
     def has_manifest(self) -> bool:
@@ -86,7 +98,7 @@ class DbtProject:
         """The project the environment points at; errors name the variable or file at fault."""
         env = os.environ if environ is None else environ
         project_path = Path(env.get("DBT_PROJECT_PATH") or BUNDLED_PROJECT).expanduser().resolve()
-        profiles_dir = Path(env.get("DBT_PROFILES_DIR") or project_path).expanduser().resolve()
+        profiles_dir = Path(env["DBT_PROFILES_DIR"]).expanduser().resolve() if env.get("DBT_PROFILES_DIR") else None
         manifest_path = Path(env.get("DBT_MANIFEST_PATH") or project_path / "target" / "manifest.json")
         project_file = _read_yaml(project_path / "dbt_project.yml", "dbt project file (DBT_PROJECT_PATH)")
         project_name = project_file.get("name")
@@ -95,7 +107,13 @@ class DbtProject:
         profile_name = env.get("DBT_PROFILE") or project_file.get("profile")
         if not profile_name:
             raise DbtProjectError(f"{project_path / 'dbt_project.yml'} has no 'profile' and DBT_PROFILE is not set")
-        target_name = env.get("DBT_TARGET") or cls._default_target(profiles_dir / "profiles.yml", profile_name)
+        target_name = env.get("DBT_TARGET") or (
+            cls._default_target(profiles_dir / "profiles.yml", profile_name) if profiles_dir else WAREHOUSE_TARGET
+        )
+        try:
+            threads = int(env.get("DBT_THREADS") or DEFAULT_THREADS)
+        except ValueError:
+            raise DbtProjectError(f"DBT_THREADS={env['DBT_THREADS']!r} is not a number of threads") from None
         return cls(
             project_path=project_path,
             profiles_dir=profiles_dir,
@@ -104,6 +122,8 @@ class DbtProject:
             profile_name=str(profile_name),
             target_name=str(target_name),
             docs_slug=env.get("DBT_DOCS_SLUG") or DEFAULT_DOCS_SLUG,
+            schema=env.get("DBT_SCHEMA") or DEFAULT_SCHEMA,
+            threads=threads,
         )
 
     @staticmethod
@@ -132,6 +152,25 @@ class DbtProject:
             self.project_name,
         )
         return LoadMode.DBT_LS
+
+
+def offline_profiles_yml(project: DbtProject, directory: Path) -> Path:
+    """A ``profiles.yml`` that lets dbt parse ``project`` without a database (``dbt parse`` never connects)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "profiles.yml"
+    target = {
+        "type": "postgres",
+        "host": "localhost",
+        "port": 5432,
+        "user": "dbt_parse",
+        "password": "",
+        "dbname": "dbt_parse",
+        "schema": project.schema,
+        "threads": project.threads,
+    }
+    profile = {"target": project.target_name, "outputs": {project.target_name: target}}
+    path.write_text(yaml.safe_dump({project.profile_name: profile}))
+    return path
 
 
 def local_manifest_project_config(project: DbtProject):

@@ -50,7 +50,7 @@ class DbtCircuitBreakerMixin:
 
     def _guarded(self, command: list[str], invoke: Callable[[], Any]) -> Any:
         from hooks.circuit_breaker import CircuitOpenError
-        from include.transform.breaker import DbtWarehouseUnreachableError, dbt_breaker, guarded_dbt_invocation
+        from hooks.dbt_breaker import DbtWarehouseUnreachableError, dbt_breaker, guarded_dbt_invocation
 
         label = _command_label(command)
         breaker = dbt_breaker(self.profile_config.profile_name, self.profile_config.target_name)

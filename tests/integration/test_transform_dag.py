@@ -1,20 +1,24 @@
-"""The ``transform`` DAG end to end: the bundled dbt project built by Cosmos in the real warehouse.
+"""The ``transform`` DAG end to end with ``dag.test()``: the bundled dbt project in the real warehouse.
 
-One good run builds every model and runs every test (and publishes the docs); one run on broken
-data shows a failing test and a stale source stopping what depends on them.
+Watcher mode (the default): one good run builds every model and runs every test in one dbt build
+and every task ends as dbt reported (and the docs are published); one run on broken data shows a
+failing test and a stale source stopping what depends on them. Local mode runs the same project
+task by task. What needs the scheduler (start from the triggerer, retries) is in
+``test_transform_scheduler.py``.
 """
 
 from __future__ import annotations
 
 import json
 from decimal import Decimal
+from urllib.parse import urlsplit
 
 import psycopg
 import pytest
 
 from tests.support.dags import DagRunResult, run_dag_object
 from tests.support.servers import free_port
-from tests.support.transform import current_manifest, load_transform_dag, without_retries
+from tests.support.transform import current_manifest, in_dependency_order, load_transform_dag, without_retries
 
 pytestmark = pytest.mark.usefixtures("demo_data")
 
@@ -45,7 +49,7 @@ def demo_data(database_url: str) -> None:
 def good_run(demo_data, database_url: str) -> DagRunResult:
     """The DAG run on the demo data, as shipped."""
     current_manifest()
-    return run_dag_object(load_transform_dag())
+    return run_dag_object(in_dependency_order(load_transform_dag()))
 
 
 def _rows(database_url: str, sql: str) -> list[tuple]:
@@ -58,8 +62,8 @@ def test_a_run_builds_every_model_and_runs_every_test(good_run: DagRunResult):
     assert set(good_run.task_states.values()) == {"success"}, good_run.task_states
     ran = set(good_run.task_states)
     for model in ("stg_customers", "stg_orders", "dim_customers", "fct_orders", "daily_revenue"):
-        assert {f"dbt.{model}.run", f"dbt.{model}.test"} <= ran
-    assert {"dbt.raw_customers_source", "dbt.raw_orders_source", "generate_docs"} <= ran
+        assert f"dbt.{model}_model_build" in ran  # the model and its tests, as dbt build ran them
+    assert {"dbt.raw_customers_source", "dbt.raw_orders_source", "generate_docs", "dbt.dbt_build"} <= ran
 
 
 def test_the_marts_hold_the_expected_rows(good_run: DagRunResult, database_url: str):
@@ -127,6 +131,23 @@ def test_the_ui_serves_the_generated_docs(good_run: DagRunResult):
     assert "model.analytics.daily_revenue" in catalog.json()["nodes"]
 
 
+@pytest.fixture
+def local_mode(monkeypatch):
+    monkeypatch.setenv("DBT_EXECUTION_MODE", "local")
+
+
+def test_local_mode_runs_dbt_task_by_task(local_mode, good_run: DagRunResult, database_url: str):
+    from operators.guarded_dbt import GuardedDbtRunLocalOperator
+
+    dag = load_transform_dag()
+    assert "dbt.dbt_build" not in dag.task_dict
+    assert type(dag.get_task("dbt.fct_orders.run")) is GuardedDbtRunLocalOperator  # dbt run, then dbt test
+    result = run_dag_object(without_retries(dag))
+    assert result.state == "success", result.failed_tasks()
+    assert set(result.task_states.values()) == {"success"}
+    assert _rows(database_url, "SELECT count(*) FROM marts.dim_customers") == [(5,)]
+
+
 @pytest.fixture(scope="module")
 def broken_run(good_run: DagRunResult, database_url: str):
     """A run after a bad order arrived and the customers loader stopped (source now 3 days old)."""
@@ -137,43 +158,44 @@ def broken_run(good_run: DagRunResult, database_url: str):
             "VALUES (999, 1, '2026-01-14 10:00+00', 'lost in transit', 12.00)"
         )
     try:
-        yield run_dag_object(without_retries(load_transform_dag()))
+        yield run_dag_object(in_dependency_order(without_retries(load_transform_dag())))
     finally:
         with psycopg.connect(database_url, autocommit=True) as conn:
             conn.execute("DELETE FROM raw.orders WHERE order_id = 999")
             conn.execute("UPDATE raw.customers SET loaded_at = now()")
 
 
-def test_a_failing_data_test_stops_the_models_downstream(broken_run: DagRunResult, database_url: str):
+def test_a_failing_data_test_skips_the_models_downstream(broken_run: DagRunResult, database_url: str):
     states = broken_run.task_states
     assert broken_run.state == "failed"
+    assert states["dbt_build_passed"] == "upstream_failed"  # the run's state says a dbt task failed
     assert states["dbt.raw_orders_source"] == "success"
-    assert states["dbt.stg_orders.run"] == "success"
-    assert states["dbt.stg_orders.test"] == "failed"  # accepted_values: 'lost in transit'
-    for downstream in ("dbt.fct_orders.run", "dbt.daily_revenue.run", "dbt.dim_customers.run", "generate_docs"):
-        assert states[downstream] == "upstream_failed", downstream
+    assert states["dbt.stg_orders_model_build"] == "failed"  # built, but accepted_values: 'lost in transit'
+    for downstream in ("dbt.fct_orders_model_build", "dbt.daily_revenue_model_build", "dbt.dim_customers_model_build"):
+        assert states[downstream] == "skipped", downstream  # dbt skipped them, as the task says
+    assert states["generate_docs"] == "success"  # the docs of what was built
     assert _rows(database_url, "SELECT count(*) FROM marts.fct_orders WHERE order_id = 999") == [(0,)]
 
 
 def test_a_stale_source_fails_freshness_and_its_models_do_not_run(broken_run: DagRunResult):
     states = broken_run.task_states
     assert states["dbt.raw_customers_source"] == "failed"
-    assert states["dbt.stg_customers.run"] == "upstream_failed"
-    assert states["dbt.stg_customers.test"] == "upstream_failed"
+    assert states["dbt.stg_customers_model_build"] == "skipped"
 
 
-def test_an_unreachable_warehouse_fails_the_dbt_tasks_and_counts_against_the_dbt_breaker(
-    good_run: DagRunResult, redis_client, monkeypatch
+def test_an_unreachable_warehouse_fails_the_build_and_counts_against_the_dbt_breaker(
+    good_run: DagRunResult, redis_client, monkeypatch, database_url
 ):
     from hooks.circuit_breaker import default_store, read_status
 
-    monkeypatch.setenv("DBT_PG_PORT", str(free_port()))  # nothing listens there
-    result = run_dag_object(without_retries(load_transform_dag()))
+    unreachable = database_url.replace(f":{urlsplit(database_url).port}/", f":{free_port()}/")
+    monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE", unreachable)  # dbt's profile is this connection
+    result = run_dag_object(in_dependency_order(without_retries(load_transform_dag())))
 
     assert result.state == "failed"
-    assert result.task_states["dbt.raw_customers_source"] == "failed"
-    assert result.task_states["dbt.raw_orders_source"] == "failed"
-    assert result.task_states["dbt.stg_orders.run"] == "upstream_failed"
+    assert result.task_states["dbt.dbt_build"] == "failed"
+    assert result.task_states["dbt.raw_customers_source"] == "failed"  # the build ended without results
+    assert result.task_states["dbt.stg_orders_model_build"] == "failed"
     status = read_status(default_store(), "dbt", "analytics.warehouse")
-    assert status.failures == 2  # one per dbt invocation; a third would open the breaker
+    assert status.failures == 1  # one dbt invocation; two more would open the breaker
     assert "Connection refused" in status.last_error

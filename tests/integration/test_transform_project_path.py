@@ -14,7 +14,7 @@ import psycopg
 import pytest
 
 from tests.support.dags import run_dag_object
-from tests.support.transform import load_transform_dag
+from tests.support.transform import in_dependency_order, load_transform_dag
 
 
 def _write(path: Path, text: str) -> None:
@@ -74,16 +74,28 @@ def second_project(tmp_path: Path, database_url: str) -> tuple[Path, Path]:
           outputs:
             ci:
               type: postgres
-              host: "{{ env_var('DBT_PG_HOST') }}"
-              port: "{{ env_var('DBT_PG_PORT') | int }}"
-              user: "{{ env_var('DBT_PG_USER') }}"
+              host: "{host}"
+              port: {port}
+              user: "{user}"
               password: ""
-              dbname: "{{ env_var('DBT_PG_DBNAME') }}"
+              dbname: "{dbname}"
               schema: second_project
               threads: 1
-        """,
+        """.format(**_connection(database_url)),
     )
     return project, profiles
+
+
+def _connection(database_url: str) -> dict:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(database_url)
+    return {
+        "host": parts.hostname,
+        "port": parts.port or 5432,
+        "user": parts.username or "postgres",
+        "dbname": parts.path.lstrip("/"),
+    }
 
 
 def test_the_dag_renders_and_runs_the_project_dbt_project_path_points_at(
@@ -96,7 +108,7 @@ def test_the_dag_renders_and_runs_the_project_dbt_project_path_points_at(
     monkeypatch.setenv("DBT_DOCS_SLUG", "second")
     monkeypatch.setenv("AIRFLOW__COSMOS__DBT_DOCS_PROJECTS", json.dumps({"second": {"dir": str(docs_dir)}}))
 
-    dag = load_transform_dag()
+    dag = in_dependency_order(load_transform_dag())
     # Cosmos is imported after Airflow (the other way round, Cosmos's policy plugin import is circular).
     from cosmos.constants import LoadMode
     from cosmos.plugin.airflow3 import create_cosmos_fastapi_app
@@ -105,9 +117,10 @@ def test_the_dag_renders_and_runs_the_project_dbt_project_path_points_at(
     # No manifest in that project: rendered with `dbt ls` (tests/unit checks the warning it logs).
     assert dag.task_group_dict["dbt"].dbt_graph.load_method in (LoadMode.DBT_LS, LoadMode.DBT_LS_CACHE)
     assert {t.task_id for t in dag.tasks} == {
-        "dbt.orders_by_customer.run",
-        "dbt.orders_by_customer.test",
+        "dbt.dbt_build",  # watcher mode: the one dbt build
+        "dbt.orders_by_customer_model_build",
         "generate_docs",
+        "dbt_build_passed",
     }
 
     result = run_dag_object(dag)

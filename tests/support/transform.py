@@ -34,3 +34,21 @@ def current_manifest():
     from include.transform.project import DbtProject
 
     return ensure_manifest(DbtProject.from_env())
+
+
+def in_dependency_order(dag):
+    """Let ``dag.test()`` run a watcher-mode DAG: each dbt task after its upstream tasks.
+
+    Under the scheduler every dbt task starts at once in the triggerer (trigger rule ``always``)
+    and follows the build; ``dag.test()`` runs one task at a time in the order the trigger rules
+    allow, so with ``always`` a task could wait for a build that has not started. ``all_done``
+    orders them after the build (and after their upstream tasks) without changing what they do.
+    """
+    from airflow.task.trigger_rule import TriggerRule
+
+    from operators.dbt_watcher import FollowsDbtBuild
+
+    for task in dag.tasks:
+        if isinstance(task, FollowsDbtBuild):
+            task.trigger_rule = TriggerRule.ALL_DONE
+    return dag

@@ -13,7 +13,7 @@ import airflow  # noqa: F401  (Airflow first: Cosmos imported before it has a ci
 import pytest
 
 from devstack.airflow_env import dbt_environment
-from include.transform.breaker import unreachable_warehouse_reason
+from hooks.dbt_breaker import unreachable_warehouse_reason
 from include.transform.docs import DocsPublishError, docs_location, publish_docs
 from include.transform.manifest import manifest_is_current
 from include.transform.project import BUNDLED_PROJECT, DbtProject, DbtProjectError
@@ -21,13 +21,61 @@ from include.transform.project import BUNDLED_PROJECT, DbtProject, DbtProjectErr
 # ----------------------------------------------------------------------------- project settings
 
 
-def test_the_bundled_project_is_the_default():
+def test_the_bundled_project_is_the_default_and_its_profile_is_the_warehouse_connection():
     project = DbtProject.from_env({})
     assert project.project_path == BUNDLED_PROJECT
-    assert project.profiles_yml == BUNDLED_PROJECT / "profiles.yml"
+    assert project.profiles_yml is None  # the `warehouse` connection, through Cosmos's profile mapping
     assert project.manifest_path == BUNDLED_PROJECT / "target" / "manifest.json"
     assert (project.project_name, project.profile_name, project.target_name) == ("analytics", "analytics", "warehouse")
-    assert project.docs_slug == "analytics"
+    assert (project.docs_slug, project.schema, project.threads) == ("analytics", "analytics", 4)
+
+
+def test_the_profile_maps_the_warehouse_connection_without_needing_a_password(monkeypatch):
+    from include.transform.profile import profile_config
+
+    monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE", "postgresql://etl@db.internal:6543/warehouse")
+    config = profile_config(DbtProject.from_env({"DBT_SCHEMA": "shop", "DBT_THREADS": "8"}))
+    mapping = config.profile_mapping
+    assert (mapping.conn_id, config.profile_name, config.target_name) == ("warehouse", "analytics", "warehouse")
+    profile = mapping.profile
+    assert (profile["host"], profile["port"], profile["user"], profile["dbname"]) == (
+        "db.internal",
+        6543,
+        "etl",
+        "warehouse",
+    )
+    assert (profile["schema"], profile["threads"], profile["retries"]) == ("shop", 8, 0)
+    assert mapping.env_vars[mapping.get_env_var_name("password")] == ""  # trust authentication: no password
+    monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE", "postgresql://etl:s%40cret@db.internal:6543/warehouse")
+    mapping = profile_config(DbtProject.from_env({})).profile_mapping
+    assert mapping.env_vars[mapping.get_env_var_name("password")] == "s@cret"  # an env var, never in the file
+    assert "s@cret" not in mapping.get_profile_file_contents("analytics", "warehouse")
+
+
+def test_a_projects_own_profiles_yml_is_used_when_dbt_profiles_dir_is_set(tmp_path):
+    from include.transform.profile import profile_config
+
+    (tmp_path / "profiles.yml").write_text("analytics:\n  target: ci\n")
+    config = profile_config(DbtProject.from_env({"DBT_PROFILES_DIR": str(tmp_path)}))
+    assert (config.profiles_yml_filepath, config.target_name, config.profile_mapping) == (
+        tmp_path / "profiles.yml",
+        "ci",
+        None,
+    )
+
+
+def test_dbt_threads_must_be_a_number():
+    with pytest.raises(DbtProjectError, match="DBT_THREADS='many'"):
+        DbtProject.from_env({"DBT_THREADS": "many"})
+
+
+def test_the_execution_mode_is_watcher_unless_set_and_a_wrong_one_is_named():
+    from include.transform.watcher import DbtExecutionMode
+
+    assert DbtExecutionMode.from_env({}) is DbtExecutionMode.WATCHER
+    assert DbtExecutionMode.from_env({"DBT_EXECUTION_MODE": " Local "}) is DbtExecutionMode.LOCAL
+    with pytest.raises(ValueError, match=r"DBT_EXECUTION_MODE='fast'.*watcher, local"):
+        DbtExecutionMode.from_env({"DBT_EXECUTION_MODE": "fast"})
 
 
 def test_environment_overrides_every_setting(tmp_path):
@@ -60,7 +108,7 @@ def test_a_profile_missing_from_profiles_yml_is_named(tmp_path):
     (tmp_path / "dbt_project.yml").write_text("name: shop\nprofile: shop\n")
     (tmp_path / "profiles.yml").write_text("other:\n  target: dev\n")
     with pytest.raises(DbtProjectError, match=r"no profile 'shop'.*\['other'\]"):
-        DbtProject.from_env({"DBT_PROJECT_PATH": str(tmp_path)})
+        DbtProject.from_env({"DBT_PROJECT_PATH": str(tmp_path), "DBT_PROFILES_DIR": str(tmp_path)})
 
 
 def test_without_a_manifest_it_renders_with_dbt_ls_and_says_so(tmp_path, caplog):
@@ -86,16 +134,8 @@ def test_dbt_deps_only_when_packages_are_declared_and_not_installed(tmp_path):
     assert not project.needs_dbt_deps
 
 
-def test_the_dbt_profile_environment_comes_from_the_warehouse_url(tmp_path):
-    env = dbt_environment(tmp_path, database_url="postgresql://etl:s%40cret@db.internal:6543/warehouse")
-    assert (env["DBT_PG_HOST"], env["DBT_PG_PORT"], env["DBT_PG_USER"], env["DBT_PG_DBNAME"]) == (
-        "db.internal",
-        "6543",
-        "etl",
-        "warehouse",
-    )
-    assert env["DBT_ENV_SECRET_PG_PASSWORD"] == "s@cret"  # dbt scrubs DBT_ENV_SECRET_* from its logs
-    docs = json.loads(env["AIRFLOW__COSMOS__DBT_DOCS_PROJECTS"])
+def test_cosmos_settings_publish_the_docs_under_the_airflow_home(tmp_path):
+    docs = json.loads(dbt_environment(tmp_path)["AIRFLOW__COSMOS__DBT_DOCS_PROJECTS"])
     assert docs["analytics"]["dir"] == str(tmp_path / "dbt_docs" / "analytics")
 
 
