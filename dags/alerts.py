@@ -19,8 +19,11 @@ queue. Definitions live in `analytics_alerts`; alerts kept as code in
   check is a row in `analytics_alert_events`; every notifying transition writes one pending row
   per channel in `analytics_alert_notifications`.
 * **deliver_notifications**: sends pending notifications (Slack, email, signed webhook) through
-  the `external_api` breaker of each host; failures stay pending with backoff; nothing is sent
-  twice.
+  the delivery layer (`plugins/delivery`: the `external_api` breaker of each server); the worker
+  that sent records the outcome, retrying until the warehouse answers; transient failures stay
+  pending with backoff; nothing is sent twice. A permanent failure (a connection that does not
+  exist, a refused recipient, a 4xx answer) is not retried: the alert's owner is told once and the
+  task fails after delivering the rest, naming it.
 * **purge_history**: drops events older than each alert's `log_retention_days`.
 * **report_definition_errors**: fails (without retrying) when a definition error appears, so the
   failure callback tells the platform channels once; errors already reported only log a warning.
@@ -47,7 +50,9 @@ reader connection that is missing or privileged (the error names it; see docs/se
 A warehouse outage opens the `database` breaker and a
 Slack/SMTP/webhook outage the `external_api` breaker of that host: tasks wait (*up for
 reschedule*) or leave notifications pending; see `python -m include breakers status` and
-`python -m include alerts outbox`.
+`python -m include alerts outbox`. A failed *deliver_notifications* names the notifications that
+failed for good (fix the channel or connection it names; `python -m include alerts validate`
+checks every channel's connection). What each fault leads to: docs/delivery.md.
 """
 
 from __future__ import annotations
@@ -160,9 +165,9 @@ with platform_dag(
     @task(trigger_rule="all_done")
     def deliver_notifications() -> dict:
         """Send the pending notifications (Slack, email, webhook)."""
-        from include.alerts.outbox import deliver_pending
+        from include.alerts.tasks import deliver_notifications as deliver
 
-        return deliver_pending().as_dict()
+        return deliver()
 
     @task(trigger_rule="all_done")
     def purge_history() -> int:

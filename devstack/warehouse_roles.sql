@@ -80,7 +80,7 @@ BEGIN
         FROM pg_class c
         JOIN pg_namespace n ON n.oid = c.relnamespace
         WHERE n.nspname = 'public'
-          AND c.relname = ANY ('{analytics_alert_events,analytics_alert_notifications,analytics_alerts,analytics_catalog,analytics_query_statistics,analytics_query_stats_baseline,analytics_query_stats_state,analytics_refresh_log,analytics_report_deliveries,analytics_report_runs,analytics_reports,health_checks,schema_migrations,task_statistics,worker_metrics}'::text[])
+          AND c.relname = ANY ('{analytics_alert_events,analytics_alert_notifications,analytics_alerts,analytics_catalog,analytics_delivery_workers,analytics_query_statistics,analytics_query_stats_baseline,analytics_query_stats_state,analytics_refresh_log,analytics_report_deliveries,analytics_report_runs,analytics_reports,health_checks,schema_migrations,task_statistics,worker_metrics}'::text[])
           AND c.relkind IN ('r', 'p')
     LOOP
         IF (SELECT relowner FROM pg_class WHERE oid = rel) <> (SELECT oid FROM pg_roles WHERE rolname = 'analytics_platform') THEN
@@ -212,7 +212,7 @@ BEGIN
         FROM pg_class c
         WHERE c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = 'raw')
           AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
-          AND NOT ('raw' = 'public' AND c.relname = ANY ('{analytics_alert_events,analytics_alert_notifications,analytics_alerts,analytics_catalog,analytics_query_statistics,analytics_query_stats_baseline,analytics_query_stats_state,analytics_refresh_log,analytics_report_deliveries,analytics_report_runs,analytics_reports,health_checks,schema_migrations,task_statistics,worker_metrics}'::text[]))
+          AND NOT ('raw' = 'public' AND c.relname = ANY ('{analytics_alert_events,analytics_alert_notifications,analytics_alerts,analytics_catalog,analytics_delivery_workers,analytics_query_statistics,analytics_query_stats_baseline,analytics_query_stats_state,analytics_refresh_log,analytics_report_deliveries,analytics_report_runs,analytics_reports,health_checks,schema_migrations,task_statistics,worker_metrics}'::text[]))
     LOOP
         EXECUTE format('GRANT SELECT ON %s TO %I, %I', rel, 'analytics_reader', 'analytics_platform');
     END LOOP;
@@ -249,7 +249,7 @@ BEGIN
         FROM pg_class c
         WHERE c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = 'staging')
           AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
-          AND NOT ('staging' = 'public' AND c.relname = ANY ('{analytics_alert_events,analytics_alert_notifications,analytics_alerts,analytics_catalog,analytics_query_statistics,analytics_query_stats_baseline,analytics_query_stats_state,analytics_refresh_log,analytics_report_deliveries,analytics_report_runs,analytics_reports,health_checks,schema_migrations,task_statistics,worker_metrics}'::text[]))
+          AND NOT ('staging' = 'public' AND c.relname = ANY ('{analytics_alert_events,analytics_alert_notifications,analytics_alerts,analytics_catalog,analytics_delivery_workers,analytics_query_statistics,analytics_query_stats_baseline,analytics_query_stats_state,analytics_refresh_log,analytics_report_deliveries,analytics_report_runs,analytics_reports,health_checks,schema_migrations,task_statistics,worker_metrics}'::text[]))
     LOOP
         EXECUTE format('GRANT SELECT ON %s TO %I, %I', rel, 'analytics_reader', 'analytics_platform');
     END LOOP;
@@ -286,7 +286,7 @@ BEGIN
         FROM pg_class c
         WHERE c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = 'marts')
           AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
-          AND NOT ('marts' = 'public' AND c.relname = ANY ('{analytics_alert_events,analytics_alert_notifications,analytics_alerts,analytics_catalog,analytics_query_statistics,analytics_query_stats_baseline,analytics_query_stats_state,analytics_refresh_log,analytics_report_deliveries,analytics_report_runs,analytics_reports,health_checks,schema_migrations,task_statistics,worker_metrics}'::text[]))
+          AND NOT ('marts' = 'public' AND c.relname = ANY ('{analytics_alert_events,analytics_alert_notifications,analytics_alerts,analytics_catalog,analytics_delivery_workers,analytics_query_statistics,analytics_query_stats_baseline,analytics_query_stats_state,analytics_refresh_log,analytics_report_deliveries,analytics_report_runs,analytics_reports,health_checks,schema_migrations,task_statistics,worker_metrics}'::text[]))
     LOOP
         EXECUTE format('GRANT SELECT ON %s TO %I, %I', rel, 'analytics_reader', 'analytics_platform');
     END LOOP;

@@ -71,6 +71,14 @@ def env_number(name: str, default: N, kind: Callable[[str], N] = float) -> N:
         raise ValueError(f"setting {name}={raw!r} is not {expected}") from None
 
 
+def delivery_heartbeat_seconds() -> float:
+    """Seconds between two heartbeats of a worker delivering notifications or reports
+    (``DELIVERY_HEARTBEAT_SECONDS``; default: :data:`delivery.recording.HEARTBEAT_SECONDS`)."""
+    from delivery.recording import HEARTBEAT_SECONDS
+
+    return env_number("DELIVERY_HEARTBEAT_SECONDS", HEARTBEAT_SECONDS)
+
+
 #: Airflow 3.3's switch between its server secrets chain (environment, then the metadata database)
 #: and the chain of any other process (environment and configured secrets backend only).
 _PROCESS_CONTEXT = "_AIRFLOW_PROCESS_CONTEXT"

@@ -36,15 +36,19 @@ def _settings(args: argparse.Namespace):
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from include.alerts.definitions import load_definitions
+    from include.alerts.definitions import connection_problems, load_definitions
 
     settings = _settings(args)
     loaded = load_definitions(settings.definitions_dir, settings)
-    for error in loaded.errors:
+    errors = list(loaded.errors)
+    if args.connections:
+        errors += connection_problems(loaded.definitions)
+    for error in errors:
         print(f"error: {error}", file=sys.stderr)
     where = settings.definitions_dir
-    print(f"{len(loaded.definitions)} valid alert definitions, {len(loaded.errors)} errors in {where}")
-    return 1 if loaded.errors else 0
+    checked = ", connections checked" if args.connections else ""
+    print(f"{len(loaded.definitions)} valid alert definitions, {len(errors)} errors in {where}{checked}")
+    return 1 if errors else 0
 
 
 def _sync(args: argparse.Namespace) -> int:
@@ -182,6 +186,12 @@ def add_parser(sub: Any) -> None:
     actions = alerts.add_subparsers(dest="action", required=True)
     validate = actions.add_parser("validate", help="check the YAML definitions (no database needed)")
     validate.add_argument("--dir", help="definitions folder (default: ALERT_DEFINITIONS_DIR, else the project's)")
+    validate.add_argument(
+        "--connections",
+        action="store_true",
+        help="also check that every channel's Airflow connection exists and fits the channel "
+        "(needs Airflow's connections: AIRFLOW_CONN_* variables, a secrets backend or Airflow's database)",
+    )
     validate.set_defaults(func=_validate)
     sync = actions.add_parser("sync", help="sync the YAML definitions into analytics_alerts")
     sync.add_argument("--dir", help="definitions folder")

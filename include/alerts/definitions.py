@@ -433,6 +433,20 @@ def load_definitions(
     return result
 
 
+def connection_problems(definitions: Iterable[tuple[str, AlertDefinition]]) -> list[DefinitionError]:
+    """Every channel whose Airflow connection does not exist or cannot carry it (needs Airflow's connections)."""
+    from delivery.connections import connection_problem
+
+    problems = []
+    for source, definition in definitions:
+        for index, channel in enumerate(definition.channels):
+            conn_id = channel.get("connection") or DEFAULT_CONNECTIONS[channel["type"]]
+            problem = connection_problem(conn_id, channel["type"])
+            if problem:
+                problems.append(DefinitionError(source, definition.name, f"channels[{index}].connection", problem))
+    return problems
+
+
 def _display_path(path: Path, root: Path) -> str:
     """``path`` relative to the project (or to ``root``), as operators see it in the repository."""
     for base in (PROJECT_ROOT, root):

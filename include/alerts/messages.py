@@ -11,6 +11,7 @@ the default text and says so: what it produced is never sent.
 from __future__ import annotations
 
 import html
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
@@ -199,11 +200,7 @@ def build_message(
     text = "\n".join(text_parts)
 
     colour = EMAIL_COLOURS[ctx.kind]
-    rows = "".join(
-        f'<tr><th align="left" style="padding:2px 12px 2px 0">{html.escape(label)}</th>'
-        f"<td>{html.escape(value)}</td></tr>"
-        for label, value in lines
-    )
+    rows = _html_rows(lines)
     custom_html = f"<p>{html.escape(custom_body).replace(chr(10), '<br>')}</p>" if custom_body else ""
     note = f"<p><em>Note: {html.escape(template_error)}</em></p>" if template_error else ""
     body_html = (
@@ -218,11 +215,7 @@ def build_message(
 
 def slack_payload(ctx: MessageContext, message: Message) -> dict[str, Any]:
     """A Block Kit message (``text`` is the notification fallback)."""
-    fields = [
-        {"type": "mrkdwn", "text": f"*{label}*\n{_slack_escape(value)}"}
-        for label, value in default_lines(ctx)
-        if label not in ("Alert", "Description")
-    ][:10]  # Slack allows at most 10 fields in a section
+    fields = _slack_fields([(k, v) for k, v in default_lines(ctx) if k not in ("Alert", "Description")])
     header = f"{SLACK_EMOJI[ctx.kind]} {HEADLINES[ctx.kind]}: {ctx.alert_name}"
     if ctx.dry_run:
         header = f"[DRY RUN] {header}"
@@ -253,6 +246,20 @@ def slack_payload(ctx: MessageContext, message: Message) -> dict[str, Any]:
         }
     )
     return {"text": message.subject, "blocks": blocks}
+
+
+def _slack_fields(lines: list[tuple[str, str]]) -> list[dict[str, str]]:
+    """(label, value) lines as section fields (Slack allows at most 10 in a section)."""
+    return [{"type": "mrkdwn", "text": f"*{label}*\n{_slack_escape(value)}"} for label, value in lines][:10]
+
+
+def _html_rows(lines: list[tuple[str, str]]) -> str:
+    """(label, value) lines as the rows of an HTML table."""
+    return "".join(
+        f'<tr><th align="left" style="padding:2px 12px 2px 0">{html.escape(label)}</th>'
+        f"<td>{html.escape(value)}</td></tr>"
+        for label, value in lines
+    )
 
 
 def _slack_escape(text: str) -> str:
@@ -290,3 +297,66 @@ def webhook_body(ctx: MessageContext, message: Message) -> dict[str, Any]:
 
 def email_payload(message: Message) -> dict[str, Any]:
     return {"subject": message.subject, "text": message.text, "html": message.html}
+
+
+def describe_target(channel_type: str, channel: Mapping[str, Any]) -> str:
+    """Where a channel sends, for people: ``email to a@x, b@y``, ``slack #ops``, ``webhook /hooks/alerts``."""
+    if channel_type == "email":
+        to = channel.get("to") or []
+        return "email to " + ", ".join([to] if isinstance(to, str) else to)
+    where = channel.get("channel") if channel_type == "slack" else channel.get("endpoint")
+    connection = channel.get("connection")
+    return " ".join(filter(None, [channel_type, where, f"(connection {connection})" if connection else None]))
+
+
+def problem_payload(
+    channel_type: str, alert: Mapping[str, Any], failed: Mapping[str, Any], problem: str, outcome: str
+) -> dict[str, Any]:
+    """The notice telling an alert's owner that notification ``failed`` ended ``outcome`` (failed / unknown)."""
+    target = describe_target(failed["channel_type"], failed["channel"])
+    if outcome == "unknown":
+        what = "has an unknown outcome"
+        advice = (
+            "It may or may not have arrived, and it is not sent again (that could duplicate it): "
+            "check with the recipient."
+        )
+    else:
+        what = "could not be delivered"
+        advice = (
+            "It is not tried again: fix the channel (its connection, address or channel) in the alert's definition."
+        )
+    subject = f"[DELIVERY PROBLEM] alert {alert['name']}: the {failed['kind']} notification by {target} {what}"
+    lines = [
+        ("Alert", str(alert["name"])),
+        ("Notification", f"{failed['kind']} (outbox id {failed['id']})"),
+        ("Channel", target),
+        ("Outcome", outcome),
+        ("Why", problem),
+    ]
+    text = "\n".join([subject, "", *(f"{label}: {value}" for label, value in lines), "", advice])
+    if channel_type == "slack":
+        return {
+            "text": subject,
+            "blocks": [
+                {"type": "header", "text": {"type": "plain_text", "text": subject[:150], "emoji": True}},
+                {"type": "section", "fields": _slack_fields(lines)},
+                {"type": "context", "elements": [{"type": "mrkdwn", "text": _slack_escape(advice)}]},
+            ],
+        }
+    if channel_type == "email":
+        body = (
+            f"<html><body><h2>{html.escape(subject)}</h2><table>{_html_rows(lines)}</table>"
+            f"<p>{html.escape(advice)}</p></body></html>"
+        )
+        return {"subject": subject, "text": text, "html": body}
+    return {
+        "body": {
+            "event": "alert.delivery_problem",
+            "alert": {"id": alert["id"], "name": alert["name"], "owner": alert.get("owner")},
+            "notification": {"id": failed["id"], "kind": failed["kind"], "channel": target},
+            "outcome": outcome,
+            "problem": problem,
+            "subject": subject,
+            "message": text,
+        }
+    }

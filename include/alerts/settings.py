@@ -6,7 +6,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from include.settings import SLACK_CONN_ID, SMTP_CONN_ID, WEBHOOK_CONN_ID, env_number
+from delivery.recording import HEARTBEAT_SECONDS
+from include.settings import SLACK_CONN_ID, SMTP_CONN_ID, WEBHOOK_CONN_ID, delivery_heartbeat_seconds, env_number
 
 #: Where alert definitions kept as code live (YAML files).
 DEFAULT_DEFINITIONS_DIR = Path(__file__).resolve().parent / "definitions"
@@ -25,8 +26,8 @@ class AlertSettings:
     :param retry_base: delay before the second delivery attempt; doubled for each further attempt.
     :param retry_max: cap of the delivery retry delay.
     :param max_attempts: after this many failed attempts a notification is marked ``failed``.
-    :param sending_lease: a notification claimed for sending longer ago than this is treated as
-        interrupted (its worker died mid-send); see :func:`include.alerts.outbox.recover_interrupted`.
+    :param heartbeat_seconds: how often a delivering worker says it is alive; a notification it
+        claimed is settled as interrupted only once it is gone (:mod:`delivery.recording`).
     """
 
     definitions_dir: Path = DEFAULT_DEFINITIONS_DIR
@@ -35,13 +36,13 @@ class AlertSettings:
     retry_base: float = 30.0
     retry_max: float = 3600.0
     max_attempts: int = 10
-    sending_lease: float = 600.0
+    heartbeat_seconds: float = HEARTBEAT_SECONDS
 
     @classmethod
     def from_env(cls) -> AlertSettings:
         """``ALERT_DEFINITIONS_DIR``, ``ALERT_MINIMUM_INTERVAL_SECONDS``, ``ALERT_MAX_TIMEOUT_SECONDS``,
         ``ALERT_DELIVERY_RETRY_BASE_SECONDS``, ``ALERT_DELIVERY_RETRY_MAX_SECONDS``,
-        ``ALERT_DELIVERY_MAX_ATTEMPTS``, ``ALERT_SENDING_LEASE_SECONDS``."""
+        ``ALERT_DELIVERY_MAX_ATTEMPTS``, ``DELIVERY_HEARTBEAT_SECONDS``."""
         base = cls()
         return cls(
             definitions_dir=Path(os.environ.get("ALERT_DEFINITIONS_DIR") or base.definitions_dir),
@@ -50,7 +51,7 @@ class AlertSettings:
             retry_base=env_number("ALERT_DELIVERY_RETRY_BASE_SECONDS", base.retry_base),
             retry_max=env_number("ALERT_DELIVERY_RETRY_MAX_SECONDS", base.retry_max),
             max_attempts=env_number("ALERT_DELIVERY_MAX_ATTEMPTS", base.max_attempts, int),
-            sending_lease=env_number("ALERT_SENDING_LEASE_SECONDS", base.sending_lease),
+            heartbeat_seconds=delivery_heartbeat_seconds(),
         )
 
 

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from include.alerts.definitions import AlertDefinition, DefinitionError, load_definitions
+from include.alerts.definitions import AlertDefinition, DefinitionError, connection_problems, load_definitions
 from include.alerts.settings import AlertSettings
 from include.sql import load_sql
 from observability import metrics
@@ -38,6 +38,8 @@ class SyncReport:
     errors: list[DefinitionError] = field(default_factory=list)
     #: errors the previous sync did not report (the DAG alerts on these only, not every 5 minutes)
     new_errors: list[str] = field(default_factory=list)
+    #: channels whose Airflow connection does not exist or does not fit: their notifications fail at once
+    connection_problems: list[str] = field(default_factory=list)
     #: what working out the alerts' relations did (include.lineage.definitions.ReadsRefresh.as_dict)
     reads: dict[str, Any] = field(default_factory=dict)
 
@@ -49,6 +51,7 @@ class SyncReport:
             "disabled": self.disabled,
             "errors": [str(e) for e in self.errors],
             "new_errors": self.new_errors,
+            "connection_problems": self.connection_problems,
             "reads": self.reads,
         }
 
@@ -81,6 +84,7 @@ def sync_definitions(
     started = datetime.now(UTC)
     loaded = load_definitions(directory, settings)
     report = SyncReport(errors=list(loaded.errors))
+    report.connection_problems = [str(p) for p in connection_problems(loaded.definitions)]
     with hook.transaction(statement_timeout=60, lock_timeout=10) as conn:
         with conn.cursor(row_factory=dict_row) as cur:
             existing = {row["name"]: row for row in cur.execute(load_sql("alerts/select_definitions.sql"))}
@@ -108,6 +112,8 @@ def sync_definitions(
     report.reads = _refresh_reads(hook, reader)
     for error in report.errors:
         log.error("alert definition error: %s", error)
+    for problem in report.connection_problems:
+        log.warning("alert channel without a usable connection (its notifications fail at once): %s", problem)
     metrics.gauge("alerts.definition_errors", len(report.errors))
     log.info(
         "alert definitions: %d created, %d updated, %d unchanged, %d disabled, %d errors",

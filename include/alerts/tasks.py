@@ -114,6 +114,25 @@ def evaluate(
     return evaluate_alerts(alert_ids, evaluation).as_dict()
 
 
+def deliver_notifications() -> dict[str, Any]:
+    """Send the pending notifications; fail (without retrying) when some failed for good in this round.
+
+    Every other notification is still delivered first; the owners were told by the outbox, and the
+    failure tells the platform's channels once (the failed rows are not tried again).
+    """
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from include.alerts.outbox import deliver_pending
+
+    summary = deliver_pending()
+    if summary.permanent:
+        raise AirflowFailException(
+            f"{len(summary.permanent)} notification(s) failed for good (not retried; their owners are told):\n"
+            + "\n".join(summary.permanent)
+        )
+    return summary.as_dict()
+
+
 def run_trigger(run_type: Any, changed: bool) -> str:
     """``change`` (asset events), ``clock`` (a scheduled run) or ``manual`` (triggered by a person or the API)."""
     run_type = getattr(run_type, "value", run_type)

@@ -81,7 +81,8 @@ def notify_analytics_api(
     from airflow.sdk.exceptions import AirflowNotFoundException
 
     from hooks.circuit_breaker import CircuitOpenError
-    from hooks.external_api import ExternalApiHook, HttpDependencyError
+    from hooks.external_api import ExternalApiHook
+    from hooks.failures import HttpDependencyError, HttpRejected
 
     conn_id = conn_id or ExternalApiHook.default_conn_name
     api = ExternalApiHook(conn_id, timeout=settings.timeout_seconds)
@@ -111,7 +112,7 @@ def notify_analytics_api(
         response = api.post(settings.endpoint, json=payload, headers={"Idempotency-Key": key})
     except CircuitOpenError as error:
         result = NotificationResult(status="failed", reason=str(error), url=url, **counts)
-    except (HttpDependencyError, requests.RequestException) as error:
+    except (HttpDependencyError, HttpRejected, requests.RequestException) as error:
         code = getattr(getattr(error, "response", None), "status_code", None) or getattr(error, "status_code", None)
         result = NotificationResult(
             status="failed", reason=f"{type(error).__name__}: {error}", url=url, status_code=code, **counts

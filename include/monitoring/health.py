@@ -6,7 +6,7 @@ afterwards, naming every failed check, so the usual failure alerts fire. It fail
 a retry would only measure again, and the next scheduled run (five minutes later) does that.
 
 Checked: the warehouse (``SELECT 1`` through its hook), Redis (``PING``), the SMTP server (connect,
-STARTTLS and login as the SMTP provider's hook does them) and the Slack and webhook endpoints (an
+STARTTLS and login as the delivery layer's SMTP hook does them) and the Slack and webhook endpoints (an
 HTTP ``GET`` of the endpoint's origin: any answer below 500 means reachable; nothing is posted).
 A notification channel whose Airflow connection is not defined is skipped and logged.
 """
@@ -69,20 +69,13 @@ def check_redis() -> CheckResult:
 
 
 def check_smtp(conn_id: str) -> CheckResult:
-    """Connect to the SMTP server of ``conn_id`` (STARTTLS and login as configured), then ``NOOP``."""
-    from airflow.providers.smtp.hooks.smtp import SmtpHook
+    """Connect to the SMTP server of ``conn_id`` (STARTTLS and login as configured), then ``NOOP``; nothing is sent.
 
-    hook = SmtpHook(smtp_conn_id=conn_id)
-    conn = hook.get_connection(conn_id)
-    target = f"{conn.host}:{conn.port}" if conn.port else str(conn.host)
+    Through the delivery layer's SMTP hook; the target is the mail server's breaker target.
+    """
+    from delivery.email import check_server, server_target
 
-    def probe() -> None:
-        with hook:  # connects (STARTTLS, login); closes on exit
-            ok, message = hook.test_connection()  # NOOP
-        if not ok:
-            raise ConnectionError(message)
-
-    return timed_check("smtp", target, probe)
+    return timed_check("smtp", server_target(conn_id), lambda: check_server(conn_id))
 
 
 def endpoint_origin(conn) -> str:

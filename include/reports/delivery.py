@@ -1,33 +1,19 @@
 """Deliver a generated report: email through the SMTP connection, copies to object storage.
 
-Email goes through the SMTP provider's hook behind the ``external_api`` circuit breaker of the
-mail server. A file above the attachment limit is not attached: the email links to the archived
-copy (a signed URL on object stores that support it).
+Email goes through the delivery layer (:mod:`delivery.email`: the SMTP provider's hook behind the
+``external_api`` circuit breaker of the mail server). A file above the attachment limit is not
+attached: the email links to the archived copy (a signed URL on object stores that support it).
 """
 
 from __future__ import annotations
 
 import html
-import smtplib
-import socket
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
-
-
-def is_smtp_failure(error: BaseException) -> bool:
-    """Whether an SMTP error counts against the mail server's breaker.
-
-    Connection problems, timeouts and temporary (4xx) answers count; a permanent refusal (5xx, e.g.
-    an unknown recipient) means the server works and does not.
-    """
-    if isinstance(error, smtplib.SMTPResponseException):
-        return 400 <= error.smtp_code < 500
-    if isinstance(error, smtplib.SMTPRecipientsRefused):
-        return all(400 <= code < 500 for code, _ in error.recipients.values())
-    return isinstance(error, (smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError, OSError, socket.timeout))
 
 
 @dataclass(frozen=True)
@@ -79,43 +65,26 @@ def _human_size(size: int) -> str:
 
 
 def send_report_email(email: ReportEmail, *, smtp_conn_id: str) -> str:
-    """Send ``email`` through the SMTP connection and the mail server's breaker; return its Message-ID.
+    """Send ``email`` once through the delivery layer (:mod:`delivery.email`); return its Message-ID.
 
-    The message is built here (policy ``email.policy.SMTP``: long headers such as a ``To`` of many
-    recipients are folded, as RFC 5322 requires) and sent once: retries are the run's, not the hook's.
+    Retries are the run's, not the hook's; a failure raises the error the delivery layer classifies.
     """
-    from email.message import EmailMessage
-    from email.policy import SMTP
-    from email.utils import formatdate
-    from pathlib import Path
+    from delivery.connections import require_connection
+    from delivery.email import send_email
+    from delivery.messages import Attachment, Email
 
-    from airflow.providers.smtp.hooks.smtp import SmtpHook
-
-    from hooks.alert_email import AlertEmailHook
-    from hooks.circuit_breaker import CircuitBreaker
-
-    conn = SmtpHook.get_connection(smtp_conn_id)
-    target = f"smtp:{conn.host}:{conn.port}" if conn.port else f"smtp:{conn.host}"
+    conn = require_connection(smtp_conn_id, "SMTP")
     from_email = (conn.extra_dejson or {}).get("from_email") or "reports@analytics-platform.local"
-    domain = from_email.rsplit("@", 1)[-1]
-    message_id = email.message_id(domain)
-    message = EmailMessage(policy=SMTP)
-    message["Subject"] = email.subject
-    message["From"] = from_email
-    message["To"] = ", ".join(email.recipients)
-    message["Date"] = formatdate(localtime=True)
-    message["Message-ID"] = message_id
-    message["X-Report-Run"] = str(email.run_id)
-    message.set_content(email.html_body(), subtype="html")
-    if email.attachment:
-        attachment = Path(email.attachment)
-        message.add_attachment(
-            attachment.read_bytes(), maintype="application", subtype="octet-stream", filename=attachment.name
-        )
-    breaker = CircuitBreaker("external_api", target, is_failure=is_smtp_failure)
-    with breaker.guard(), AlertEmailHook(smtp_conn_id=smtp_conn_id) as hook:
-        hook.send_message(message)
-    return message_id
+    message = Email(
+        to=email.recipients,
+        subject=email.subject,
+        html=email.html_body(),
+        attachments=(Attachment(Path(email.attachment)),) if email.attachment else (),
+        message_id=email.message_id(from_email.rsplit("@", 1)[-1]),
+        headers={"X-Report-Run": str(email.run_id)},
+        from_email=from_email,
+    )
+    return str(send_email(smtp_conn_id, message).reference)
 
 
 def copy_to_destination(

@@ -32,22 +32,18 @@ class AirflowApiHook(ExternalApiHook):
         super().__init__(http_conn_id=airflow_api_conn_id, timeout=timeout)
         self.airflow_api_conn_id = airflow_api_conn_id
 
-    def get_conn(self):
-        """A ``requests.Session`` carrying a bearer token of the api-server (obtained once)."""
-        if self._session is None:
-            import requests
-
-            conn = self.get_connection(self.http_conn_id)
-            session = requests.Session()
-            if conn.login and conn.password:
-                token = self._request_token(session, "POST", json={"username": conn.login, "password": conn.password})
-            elif conn.password:
-                token = conn.password
-            else:
-                token = self._request_token(session, "GET")
-            session.headers["Authorization"] = f"Bearer {token}"
-            self._session = session
-        return self._session
+    def _configure_session_from_auth(self, session, connection):
+        """A bearer token of the api-server (obtained when the session is made)."""
+        if connection.login and connection.password:
+            token = self._request_token(
+                session, "POST", json={"username": connection.login, "password": connection.password}
+            )
+        elif connection.password:
+            token = connection.password
+        else:
+            token = self._request_token(session, "GET")
+        session.headers["Authorization"] = f"Bearer {token}"
+        return session
 
     def _request_token(self, session, method: str, **kwargs: Any) -> str:
         url = self.url_for("auth/token")

@@ -1,53 +1,81 @@
-"""HTTP hook for webhooks and external APIs, behind the ``external_api`` circuit breaker (per host)."""
+"""The HTTP provider's ``HttpHook`` for webhooks and external APIs, behind the breaker of each server.
+
+One HTTP session implementation for the platform: webhooks (:mod:`delivery.webhook`), the
+analytics API service and Airflow's REST API (:mod:`hooks.airflow_api`) all build their session
+with :class:`HttpHook` (base URL from the connection, its options ``timeout``, ``verify``,
+``proxies``, ``cert`` ..., TCP keep-alive) and send with its ``run_and_check``.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 from urllib.parse import urlsplit
 
-from airflow.sdk import BaseHook
+from airflow.providers.http.hooks.http import HttpHook
 
 from hooks.circuit_breaker import CircuitBreaker
 from hooks.endpoints import url_under_base
+from hooks.failures import counts_against_breaker, raise_for_http_status
 from observability.redaction import mask_url
 
-
-class HttpDependencyError(RuntimeError):
-    """The remote service answered with a status that means it is in trouble (5xx or 429)."""
-
-    def __init__(self, method: str, url: str, status_code: int, body: str) -> None:
-        super().__init__(f"{method} {mask_url(url)} answered HTTP {status_code}: {body[:200]}")
-        self.status_code = status_code
-
-
-def is_http_failure(error: BaseException) -> bool:
-    """Whether ``error`` counts against the external-API breaker.
-
-    Refused or dropped connections, timeouts, HTTP 5xx and 429 count. HTTP 4xx other than 429 means
-    the service answered and rejected the request: it does not count.
-    """
-    import requests
-
-    if isinstance(error, HttpDependencyError):
-        return True
-    if isinstance(error, requests.HTTPError):
-        status = error.response.status_code if error.response is not None else 0
-        return status >= 500 or status == 429
-    return isinstance(error, (requests.ConnectionError, requests.Timeout, ConnectionError, TimeoutError))
+#: Connection extras the provider reads as request options (everything else it would send as a header).
+HTTP_OPTIONS = frozenset(
+    {
+        "stream",
+        "cert",
+        "proxies",
+        "proxy",
+        "timeout",
+        "verify",
+        "verify_ssl",
+        "allow_redirects",
+        "max_redirects",
+        "trust_env",
+        "check_response",
+        "srv_lookup",
+    }
+)
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
-class ExternalApiHook(BaseHook):
-    """Call an HTTP service named by an Airflow connection, through the breaker of its host.
+def http_breaker_target(url: str) -> str:
+    """The breaker target of the server of ``url``: ``host:port``, the port really used (80/443 by default)."""
+    parts = urlsplit(url)
+    port = parts.port or _DEFAULT_PORTS.get(parts.scheme, 0)
+    return f"{parts.hostname or 'unknown'}:{port}"
 
-    Connection fields: *host* (a full base URL such as ``https://api.example.com/v1``, or a host name
-    with *schema* ``http``/``https`` and *port*); *password* alone is sent as a bearer token,
-    *login* + *password* as basic auth; extra ``headers`` (a JSON object) are added to every request.
-    An endpoint is a path under the base URL: one that would leave it (another host, ``..``) raises
-    :class:`hooks.endpoints.EndpointNotAllowed` and nothing is sent. Secrets in the URL are masked
-    in the task log (:func:`observability.redaction.mask_url`).
+
+class _OptionsOnly:
+    """A connection as the provider's session code should see it: options, and only the ``headers`` extra as headers."""
+
+    def __init__(self, conn: Any) -> None:
+        extra = conn.extra_dejson or {}
+        headers = extra.get("headers") or {}
+        self.host = conn.host
+        self.extra = "{}"
+        self.extra_dejson = {
+            **{k: v for k, v in extra.items() if k in HTTP_OPTIONS},
+            **{str(k): str(v) for k, v in headers.items()},
+        }
+
+
+class ExternalApiHook(HttpHook):
+    """Call an HTTP service named by an Airflow connection, through the ``external_api`` breaker of its server.
+
+    Connection (``http``): *host* (a full base URL such as ``https://api.example.com/v1``, or a
+    host with *schema* and *port*); *login* + *password* is basic auth, a *password* alone a bearer
+    token; extra ``headers`` (a JSON object) are added to every request, and the provider's
+    request options (``timeout``, ``verify``, ``proxies``, ``cert`` ...) apply. Other extras (such
+    as a webhook's ``signing_secret``) are never sent. An endpoint is a path under the base URL:
+    one that would leave it raises :class:`hooks.endpoints.EndpointNotAllowed` and nothing is sent.
+    Secrets in the URL are masked in the task log. Redirects are not followed.
+
+    Answers: 2xx returns the response; 5xx and 429 raise :class:`hooks.failures.HttpDependencyError`
+    (counts against the breaker); any other status :class:`hooks.failures.HttpRejected` (does not).
 
     :param http_conn_id: the Airflow connection of the service.
-    :param timeout: seconds to wait for a connection and for each read.
+    :param timeout: seconds to wait for a connection and for each read (the connection's
+        ``timeout`` extra wins).
     """
 
     conn_name_attr = "http_conn_id"
@@ -56,66 +84,63 @@ class ExternalApiHook(BaseHook):
     hook_name = "External HTTP API (circuit breaker)"
 
     def __init__(self, http_conn_id: str = default_conn_name, *, timeout: float = 10.0) -> None:
-        super().__init__()
-        self.http_conn_id = http_conn_id
+        super().__init__(method="POST", http_conn_id=http_conn_id)
         self.timeout = timeout
         self._session = None
-        self._base_url: str | None = None
 
-    @property
-    def base_url(self) -> str:
-        if self._base_url is None:
-            conn = self.get_connection(self.http_conn_id)
-            host = conn.host or ""
-            if "://" in host:
-                base = host
-            else:
-                scheme = conn.schema or "https"
-                base = f"{scheme}://{host}" + (f":{conn.port}" if conn.port else "")
-            parts = urlsplit(base)
-            self._base_url = parts._replace(path=parts.path.rstrip("/")).geturl()
-            mask_url(self._base_url)
-        return self._base_url
+    # ------------------------------------------------------------------ the provider's session
 
-    def get_conn(self):
-        """A ``requests.Session`` with the connection's authentication and headers (created once)."""
-        if self._session is None:
-            import requests
+    def _set_base_url(self, connection) -> None:
+        super()._set_base_url(connection)
+        parts = urlsplit(self.base_url)
+        self.base_url = parts._replace(path=parts.path.rstrip("/")).geturl()
+        mask_url(self.base_url)
 
-            conn = self.get_connection(self.http_conn_id)
-            session = requests.Session()
-            if conn.login and conn.password:
-                session.auth = (conn.login, conn.password)
-            elif conn.password:
-                session.headers["Authorization"] = f"Bearer {conn.password}"
-            headers = (conn.extra_dejson or {}).get("headers") or {}
-            session.headers.update({str(k): str(v) for k, v in headers.items()})
+    def _configure_session_from_auth(self, session, connection):
+        if connection.password and not connection.login:
+            session.headers["Authorization"] = f"Bearer {connection.password}"
+            return session
+        return super()._configure_session_from_auth(session, connection)
+
+    def _configure_session_from_extra(self, session, connection, extra_options: dict[str, Any]):
+        return super()._configure_session_from_extra(session, _OptionsOnly(connection), extra_options)
+
+    def get_conn(self, headers: dict[Any, Any] | None = None, extra_options: dict[str, Any] | None = None):
+        """The provider's ``requests.Session`` for the connection (made once per hook)."""
+        if self._session is None or headers or extra_options:
+            session = super().get_conn(headers, extra_options)
+            if headers or extra_options:
+                return session
             self._session = session
         return self._session
 
+    # ------------------------------------------------------------------ requests
+
     def url_for(self, endpoint: str = "") -> str:
         """The absolute URL of ``endpoint``, a path under the connection's base URL (refused otherwise)."""
+        if not self._base_url_initialized:
+            self._set_base_url(self.get_connection(self.http_conn_id))
         return url_under_base(self.base_url, endpoint)
 
+    def url_from_endpoint(self, endpoint: str | None) -> str:
+        return self.url_for(endpoint or "")
+
     def breaker_for(self, url: str) -> CircuitBreaker:
-        """The external-API breaker of the host of ``url``."""
-        parts = urlsplit(url)
-        target = parts.hostname or "unknown"
-        if parts.port:
-            target = f"{target}:{parts.port}"
-        return CircuitBreaker("external_api", target, is_failure=is_http_failure)
+        """The ``external_api`` breaker of the server of ``url``."""
+        return CircuitBreaker("external_api", http_breaker_target(url), is_failure=counts_against_breaker)
 
     def request(self, method: str, endpoint: str = "", **kwargs: Any):
-        """Send a request through the breaker; 5xx/429 raise :class:`HttpDependencyError`, 4xx ``HTTPError``."""
-        url = self.url_for(endpoint)
-        kwargs.setdefault("timeout", self.timeout)
-        kwargs.setdefault("allow_redirects", False)
+        """Send one request through the breaker (``kwargs``: ``data``, ``json``, ``params``, ``headers``)."""
+        import requests
+
         session = self.get_conn()
+        url = self.url_for(endpoint)
+        prepared = session.prepare_request(requests.Request(method, url, **kwargs))
+        options = {**self.merged_extra, "check_response": False, "allow_redirects": False}
+        options["timeout"] = options.get("timeout") or self.timeout
         with self.breaker_for(url).guard():
-            response = session.request(method, url, **kwargs)
-            if response.status_code >= 500 or response.status_code == 429:
-                raise HttpDependencyError(method, url, response.status_code, response.text)
-            response.raise_for_status()
+            response = self.run_and_check(session, prepared, options)
+            raise_for_http_status(method, mask_url(url), response.status_code, response.text)
             return response
 
     def post(self, endpoint: str = "", **kwargs: Any):

@@ -1,12 +1,13 @@
-"""The failure callback of every task of the platform: Slack and email through the provider notifiers.
+"""The failure callback of every task of the platform: Slack and email through the delivery layer.
 
 Attached to every DAG by :func:`include.categories.platform_dag` as a task-level
 ``on_failure_callback`` (DAG-level callbacks are unreliable in Airflow 3.3), with the alerts'
 channel connections: a Slack connection (an incoming-webhook connection, or a Slack API
 connection whose extra ``channel`` names the channel) and an SMTP connection, which mails the
-addresses in ``ALERT_EMAIL_TO``. Each channel is sent through the
-``external_api`` breaker of its host. A channel that is not configured is skipped, and a
-channel that fails is logged: the callback never raises.
+addresses in ``ALERT_EMAIL_TO``. Both are sent by :func:`delivery.sending.deliver`, like alerts
+and reports: the same classification of failures, the same breaker per server. A channel whose
+connection is not defined is skipped, and a channel that fails is logged: the callback never
+raises and sends each message once (no retries: a failure callback has no later).
 """
 
 from __future__ import annotations
@@ -68,94 +69,69 @@ class TaskFailureNotifier(BaseNotifier):
 
     def notify(self, context: dict[str, Any]) -> None:
         summary = _failure_summary(context)
-        for channel, send in (("slack", self._send_slack), ("email", self._send_email)):
+        for conn_id, build in ((self.slack_conn_id, _slack_message), (self.smtp_conn_id, self._email)):
             try:
-                sent = send(context, summary)
+                self._send(conn_id, build(summary), summary)
             except Exception as error:  # a callback must never fail the task's finalisation
-                log.warning("task failure notification by %s not sent: %s: %s", channel, type(error).__name__, error)
-                continue
-            if sent:
-                log.info("task failure of %s.%s notified by %s", summary["dag_id"], summary["task"], channel)
+                log.warning(
+                    "task failure notification through %r not sent: %s: %s", conn_id, type(error).__name__, error
+                )
 
-    @staticmethod
-    def _connection(conn_id: str):
-        from airflow.sdk import BaseHook
+    def _send(self, conn_id: str, message: Any, summary: dict[str, str]) -> None:
+        from delivery.connections import connection_problem
+        from delivery.sending import channel_of, deliver
 
-        try:
-            return BaseHook.get_connection(conn_id)
-        except Exception:  # not configured (AirflowNotFoundException) or unreachable
-            log.info("connection %r is not configured; skipping that failure channel", conn_id)
-            return None
-
-    def _send_slack(self, context: dict[str, Any], summary: dict[str, str]) -> bool:
-        from include.alerts.channels import delivery_breaker, host_of
-
-        conn = self._connection(self.slack_conn_id)
-        if conn is None:
-            return False
-        text = (
-            f":x: Task *{summary['dag_id']}.{summary['task']}* failed (try {summary['try_number']}) "
-            f"in run `{summary['run_id']}`\n{summary['error']}"
-        )
-        blocks: list[dict[str, Any]] = [
-            {"type": "section", "text": {"type": "mrkdwn", "text": text}},
-        ]
-        if summary["log_url"]:
-            blocks.append(
-                {
-                    "type": "actions",
-                    "elements": [
-                        {
-                            "type": "button",
-                            "text": {"type": "plain_text", "text": "Task log"},
-                            "url": summary["log_url"],
-                        }
-                    ],
-                }
-            )
-        if conn.conn_type == "slack":
-            from airflow.providers.slack.notifications.slack import SlackNotifier
-
-            channel = (conn.extra_dejson or {}).get("channel")
-            if not channel:
-                log.info("Slack API connection %r has no 'channel' extra; skipping Slack", self.slack_conn_id)
-                return False
-            notifier = SlackNotifier(
-                slack_conn_id=self.slack_conn_id, channel=channel, text=text, blocks=blocks, timeout=10
-            )
-            host = host_of(notifier.hook.get_conn().base_url)
+        if message is None:
+            return
+        channel = channel_of(message)
+        problem = connection_problem(conn_id, channel)
+        if problem is not None:
+            log.info("%s; skipping the %s failure channel", problem, channel)
+            return
+        outcome = deliver(conn_id, message)
+        if not outcome.delivered:
+            log.warning("task failure notification by %s not sent: %s", channel, outcome.describe())
+        elif outcome.problem:
+            log.warning("task failure notification by %s reached only some recipients: %s", channel, outcome.problem)
         else:
-            from airflow.providers.slack.notifications.slack_webhook import SlackWebhookNotifier
+            log.info("task failure of %s.%s notified by %s", summary["dag_id"], summary["task"], channel)
 
-            notifier = SlackWebhookNotifier(
-                slack_webhook_conn_id=self.slack_conn_id, text=text, blocks=blocks, timeout=10, retry_handlers=[]
-            )
-            host = host_of(notifier.hook.get_conn().url)
-        with delivery_breaker(host).guard():
-            notifier.notify(context)
-        return True
-
-    def _send_email(self, context: dict[str, Any], summary: dict[str, str]) -> bool:
-        from airflow.providers.smtp.notifications.smtp import SmtpNotifier
-
-        from include.alerts.channels import delivery_breaker
+    def _email(self, summary: dict[str, str]):
+        from delivery.messages import Email
 
         recipients = self.recipients if self.recipients is not None else failure_email_recipients()
         if not recipients:
             log.info("no failure email recipients (ALERT_EMAIL_TO); skipping email")
-            return False
-        conn = self._connection(self.smtp_conn_id)
-        if conn is None:
-            return False
-        subject = f"[Airflow] task {summary['dag_id']}.{summary['task']} failed"
+            return None
+        where = f"{summary['dag_id']}.{summary['task']}"
         log_url = html.escape(summary["log_url"], quote=True)
         link = f'<p><a href="{log_url}">Task log</a></p>' if log_url else ""
         body = (
-            f"<p>Task <b>{html.escape(summary['dag_id'])}.{html.escape(summary['task'])}</b> failed "
+            f"<p>Task <b>{html.escape(where)}</b> failed "
             f"(try {html.escape(summary['try_number'])}) in run <code>{html.escape(summary['run_id'])}</code>.</p>"
             f"<pre>{html.escape(summary['error'])}</pre>{link}"
         )
-        notifier = SmtpNotifier(to=recipients, subject=subject, html_content=body, smtp_conn_id=self.smtp_conn_id)
-        with delivery_breaker(f"smtp:{conn.host}:{conn.port or 25}").guard():
-            notifier.notify(context)
-        return True
+        text = f"Task {where} failed (try {summary['try_number']}) in run {summary['run_id']}.\n\n{summary['error']}"
+        if summary["log_url"]:
+            text += f"\n\nTask log: {summary['log_url']}"
+        return Email(to=tuple(recipients), subject=f"[Airflow] task {where} failed", text=text, html=body)
+
+
+def _slack_message(summary: dict[str, str]):
+    from delivery.messages import SlackMessage
+
+    text = (
+        f":x: Task *{summary['dag_id']}.{summary['task']}* failed (try {summary['try_number']}) "
+        f"in run `{summary['run_id']}`\n{summary['error']}"
+    )
+    blocks: list[dict[str, Any]] = [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]
+    if summary["log_url"]:
+        blocks.append(
+            {
+                "type": "actions",
+                "elements": [
+                    {"type": "button", "text": {"type": "plain_text", "text": "Task log"}, "url": summary["log_url"]}
+                ],
+            }
+        )
+    return SlackMessage(text=text, blocks=tuple(blocks))

@@ -162,3 +162,31 @@ def test_cli_validate_reports_errors_without_a_database(tmp_path, capsys):
     assert main(["alerts", "validate", "--dir", str(tmp_path)]) == 1
     captured = capsys.readouterr()
     assert "a.yaml: alert 'x': field 'condition'" in captured.err
+
+
+def test_cli_validate_with_connections_names_channels_whose_connection_is_missing(tmp_path, capsys, monkeypatch):
+    from include.__main__ import main
+    from tests.support.connections import connection_json, smtp_connection
+
+    monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", smtp_connection("127.0.0.1", 2525))
+    monkeypatch.setenv("AIRFLOW_CONN_OPS_HOOK", connection_json(conn_type="smtp", host="127.0.0.1"))
+    monkeypatch.delenv("AIRFLOW_CONN_SLACK_ALERTS", raising=False)
+    (tmp_path / "a.yaml").write_text(
+        "alerts:\n"
+        "  - name: wired\n    sql: SELECT 1\n    condition: '>'\n    threshold: 0\n"
+        "    channels:\n"
+        "      - {type: email, to: [a@example.com]}\n"  # smtp_default: defined
+        "      - {type: slack}\n"  # slack_alerts: missing
+        "      - {type: webhook, connection: ops_hook}\n"  # an SMTP connection for a webhook
+    )
+    assert main(["alerts", "validate", "--dir", str(tmp_path)]) == 0  # without access to connections: the YAML only
+    capsys.readouterr()
+
+    assert main(["alerts", "validate", "--dir", str(tmp_path), "--connections"]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err == [
+        "error: a.yaml: alert 'wired': field 'channels[1].connection': connection 'slack_alerts' (slack channel) "
+        "is not defined in Airflow; create it or fix the channel",
+        "error: a.yaml: alert 'wired': field 'channels[2].connection': connection 'ops_hook' is of type 'smtp'; "
+        "a webhook channel needs one of http, https",
+    ]

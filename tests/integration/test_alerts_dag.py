@@ -8,7 +8,7 @@ import textwrap
 
 import pytest
 
-from include.alerts.channels import verify_signature
+from delivery.webhook import verify_signature
 from tests.support.alerts import clean_alert_tables
 from tests.support.connections import point_channels_at
 from tests.support.dags import run_dag

@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import pytest
 
-from include.alerts.channels import verify_signature
+from delivery.webhook import verify_signature
 from include.alerts.outbox import deliver_pending
 from tests.support.alerts import (
     TEST_SETTINGS,
@@ -149,17 +149,21 @@ class WorkerKilled(BaseException):
     """Stands in for the worker process dying between the send and the bookkeeping."""
 
 
-def test_a_retry_after_a_send_does_not_send_again(db, channels):
+@pytest.mark.parametrize("first", ["slack", "webhook"])
+def test_a_worker_gone_between_send_and_record_leaves_its_row_unknown_or_resends_a_webhook(db, channels, first):
+    """In process (the worker "dies" with a BaseException); the SIGKILL case is in test_delivery_faults.py."""
     from include.alerts.channels import send_notification
 
-    http_server, _ = channels
+    http_server, smtp_server = channels
+    slack, webhook = {"type": "slack"}, {"type": "webhook", "endpoint": "/hooks/alerts"}
     alert = make_alert(
         db,
         "sent_then_killed",
         "SELECT 1",
         ">",
         0,
-        channels=[{"type": "slack"}, {"type": "webhook", "endpoint": "/hooks/alerts"}],
+        owner="owner@example.com",
+        channels=[slack, webhook] if first == "slack" else [webhook, slack],
     )
     evaluate([alert])
 
@@ -170,33 +174,35 @@ def test_a_retry_after_a_send_does_not_send_again(db, channels):
     with pytest.raises(WorkerKilled):
         deliver_pending(settings=TEST_SETTINGS, send=send_then_die)
     assert len(http_server.requests) == 1
-    assert sorted(r["status"] for r in notifications(db)) == ["pending", "sending"]
+    interrupted = next(r for r in notifications(db) if r["status"] == "sending")
+    assert interrupted["channel_type"] == first
 
-    retry = deliver_pending(settings=TEST_SETTINGS)  # the task's retry
-    assert retry.delivered == 1
-    assert len(_slack_posts(http_server)) + len(_webhook_posts(http_server)) == 2  # the claimed one is not resent
-    sent_first = next(r for r in notifications(db) if r["status"] == "sending")
+    retry = deliver_pending(settings=TEST_SETTINGS)  # the task's retry: that worker is gone
 
-    # Past the sending lease the interrupted row is settled: a webhook (idempotency key) would be
-    # sent again with the same key, Slack or email never.
-    settled = deliver_pending(settings=replace(TEST_SETTINGS, sending_lease=0))
-    final = {r["id"]: r for r in notifications(db)}[sent_first["id"]]
-    if sent_first["channel_type"] == "webhook":
-        assert final["status"] == "delivered" and settled.recovered == {"pending": 1}
+    final = {r["id"]: r for r in notifications(db)}[interrupted["id"]]
+    if first == "webhook":  # sent again with the same idempotency key: the receiver drops the repeat
+        assert retry.recovered == {"pending": 1} and final["status"] == "delivered"
         keys = [p.header("Idempotency-Key") for p in _webhook_posts(http_server)]
-        assert keys == [str(sent_first["idempotency_key"])] * 2
-    else:
-        assert final["status"] == "abandoned" and "not sent again" in final["last_error"]
-        assert settled.recovered == {"abandoned": 1} and len(_slack_posts(http_server)) == 1
+        assert keys == [str(interrupted["idempotency_key"])] * 2
+        assert smtp_server.messages == []
+    else:  # never sent twice; recorded as unknown with the reason, and the owner is told
+        assert retry.recovered == {"unknown": 1} and final["status"] == "unknown"
+        assert "outcome unknown" in final["last_error"] and "not sent again" in final["last_error"]
+        assert "is not a registered delivery worker" in final["last_error"]  # it retired without recording
+        assert len(_slack_posts(http_server)) == 1
+        [notice] = smtp_server.messages
+        assert notice.recipients == ["owner@example.com"]
+        assert notice.subject.startswith("[DELIVERY PROBLEM] alert sent_then_killed: the fired notification by slack")
+        assert "unknown" in notice.body("plain")
+    assert deliver_pending(settings=TEST_SETTINGS).delivered == 0  # nothing left, nothing twice
 
 
-def test_failed_deliveries_back_off_then_give_up_and_a_4xx_does_not_trip_the_breaker(db, channels):
-    from hooks.circuit_breaker import CircuitBreaker
-
-    http_server, _ = channels
-    alert = make_alert(db, "rejected", "SELECT 1", ">", 0, channels=[{"type": "webhook", "endpoint": "/hooks/alerts"}])
+def test_transient_failures_back_off_then_give_up(db, channels):
+    http_server, smtp_server = channels
+    webhook = {"type": "webhook", "endpoint": "/hooks/alerts"}
+    alert = make_alert(db, "flaky", "SELECT 1", ">", 0, owner="owner@example.com", channels=[webhook])
     evaluate([alert])
-    http_server.respond_with(400, {"error": "bad request"}, times=10)
+    http_server.respond_with(503, {"error": "busy"}, times=10)
     settings = replace(TEST_SETTINGS, retry_base=60, retry_max=600, max_attempts=2)
 
     first = deliver_pending(settings=settings)
@@ -204,14 +210,50 @@ def test_failed_deliveries_back_off_then_give_up_and_a_4xx_does_not_trip_the_bre
     assert first.retrying == 1 and row["status"] == "pending" and row["attempts"] == 1
     wait = (row["next_attempt_at"] - db.execute("SELECT now()").fetchone()[0]).total_seconds()
     assert 50 < wait <= 66  # 60 s ± 10 % jitter
-    assert "400" in row["last_error"]
+    assert "attempt 1 of 2" in row["last_error"] and "503" in row["last_error"]
     assert deliver_pending(settings=settings).retrying == 0  # not due yet
 
     db.execute("UPDATE analytics_alert_notifications SET next_attempt_at = now()")
     second = deliver_pending(settings=settings)
-    [row] = notifications(db)
+    [row] = [r for r in notifications(db) if r["kind"] == "fired"]
     assert second.failed == 1 and row["status"] == "failed" and row["attempts"] == 2
-    assert CircuitBreaker("external_api", f"127.0.0.1:{http_server.port}").status().state == "closed"
+    assert second.permanent == []  # used up its attempts: not a permanent failure
+    [notice] = smtp_server.messages  # the owner is told when it gives up
+    assert notice.recipients == ["owner@example.com"] and "could not be delivered" in notice.subject
+
+
+def test_a_4xx_fails_for_good_at_once_tells_the_owner_once_and_does_not_count(db, channels):
+    from hooks.circuit_breaker import CircuitBreaker
+
+    http_server, smtp_server = channels
+    alert = make_alert(
+        db,
+        "rejected",
+        "SELECT 1",
+        ">",
+        0,
+        owner="owner@example.com",
+        channels=[{"type": "webhook", "endpoint": "/hooks/alerts"}],
+    )
+    evaluate([alert])
+    http_server.respond_with(400, {"error": "bad request"}, times=10)
+
+    first = deliver_pending(settings=TEST_SETTINGS)
+
+    rejected = next(r for r in notifications(db) if r["kind"] == "fired")
+    assert first.failed == 1 and first.retrying == 0 and len(first.permanent) == 1
+    assert rejected["status"] == "failed" and rejected["attempts"] == 1
+    assert "failed for good" in rejected["last_error"] and "HTTP 400" in rejected["last_error"]
+    assert len(_webhook_posts(http_server)) == 1  # not retried
+    assert CircuitBreaker("external_api", f"127.0.0.1:{http_server.port}").status().failures == 0
+    [notice] = smtp_server.messages
+    assert notice.recipients == ["owner@example.com"]
+    assert "could not be delivered" in notice.subject and "HTTP 400" in notice.body("plain")
+    notice_row = next(r for r in notifications(db) if r["kind"] == "delivery_problem")
+    assert notice_row["about_notification_id"] == rejected["id"] and notice_row["status"] == "delivered"
+
+    again = deliver_pending(settings=TEST_SETTINGS)
+    assert (again.delivered, again.failed) == (0, 0) and len(smtp_server.messages) == 1  # told once
 
 
 def test_a_webhook_connection_without_a_secret_is_refused_with_a_clear_error(db, channels, monkeypatch, http_server):
@@ -220,8 +262,36 @@ def test_a_webhook_connection_without_a_secret_is_refused_with_a_clear_error(db,
     evaluate([alert])
     deliver_pending(settings=TEST_SETTINGS)
     [row] = notifications(db)
-    assert row["status"] == "pending" and "'alert_webhook' has no 'signing_secret' extra" in row["last_error"]
+    assert row["status"] == "failed" and "'alert_webhook' has no 'signing_secret' extra" in row["last_error"]
     assert http_server.requests == []
+
+
+def test_a_channel_whose_connection_does_not_exist_fails_at_once_and_fails_the_task(db, channels, http_server):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from include.alerts.tasks import deliver_notifications
+
+    alert = make_alert(
+        db,
+        "misconfigured",
+        "SELECT 1",
+        ">",
+        0,
+        channels=[{"type": "slack", "connection": "no_such_slack"}, {"type": "webhook", "endpoint": "/hooks/alerts"}],
+    )
+    evaluate([alert])
+
+    with pytest.raises(AirflowFailException, match="1 notification\\(s\\) failed for good") as failed:
+        deliver_notifications()
+
+    assert "connection 'no_such_slack' (Slack) is not defined" in str(failed.value)
+    rows = {r["channel_type"]: r for r in notifications(db) if r["kind"] == "fired"}
+    assert rows["slack"]["status"] == "failed" and rows["slack"]["attempts"] == 1  # no retries
+    assert rows["webhook"]["status"] == "delivered"  # the others still go out
+    notice = next(r for r in notifications(db) if r["kind"] == "delivery_problem")  # the owner: the other channel
+    assert notice["channel_type"] == "webhook" and notice["status"] == "delivered"
+    assert [p.json()["event"] for p in _webhook_posts(http_server)] == ["alert.fired", "alert.delivery_problem"]
+    assert deliver_notifications()["failed"] == 0  # told once: the next round is green
 
 
 def test_the_slack_api_connection_posts_to_the_named_channel(db, monkeypatch, http_server):
@@ -258,5 +328,5 @@ def test_concurrent_delivery_workers_never_send_a_notification_twice(db, channel
     assert sum(s.delivered for s in summaries) == 24
     texts = [r.json()["text"] for r in _slack_posts(http_server)]
     assert len(texts) == len(set(texts)) == 24
-    claimed_by = {r["claimed_by"] for r in notifications(db)}
+    claimed_by = {r["claimed_by"].split(":")[0] for r in notifications(db)}
     assert claimed_by <= {"w0", "w1", "w2"}

@@ -9,7 +9,8 @@ import pytest
 import requests
 
 from hooks.circuit_breaker import CircuitBreaker, CircuitOpenError
-from hooks.external_api import ExternalApiHook, HttpDependencyError
+from hooks.external_api import ExternalApiHook
+from hooks.failures import HttpDependencyError, HttpRejected
 from hooks.warehouse import WarehouseHook, is_database_failure, run_single_statement
 from tests.support.servers import free_port
 from tests.support.tcp_proxy import SwitchableProxy
@@ -118,7 +119,7 @@ def test_http_404_does_not_count_but_503_and_429_do(http_server, api_conn):
     target = f"127.0.0.1:{http_server.port}"
     http_server.respond_with(404, "no such thing", times=5)
     for _ in range(5):
-        with pytest.raises(requests.HTTPError):
+        with pytest.raises(HttpRejected):
             hook.post("/refresh", json={})
     assert _breaker_state("external_api", target).failures == 0
     http_server.respond_with(503, "down", times=2)

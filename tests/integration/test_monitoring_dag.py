@@ -138,7 +138,7 @@ def test_unreachable_smtp_server_fails_its_check_while_the_others_pass(db, monit
     health = _health_rows(db, result.run_id)
     assert health["smtp"][0] == "failed"
     assert "refused" in health["smtp"][2].lower()
-    assert health["smtp"][3] == f"127.0.0.1:{closed_port}"
+    assert health["smtp"][3] == f"smtp:127.0.0.1:{closed_port}"  # the mail server's breaker target
     assert {name: status for name, (status, *_) in health.items() if name != "smtp"} == dict.fromkeys(
         ("warehouse", "redis", "slack", "webhook"), "ok"
     )

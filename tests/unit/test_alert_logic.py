@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from include.alerts.channels import sign, verify_signature
+from delivery.webhook import sign, verify_signature
 from include.alerts.conditions import (
     ConditionError,
     change_percent,

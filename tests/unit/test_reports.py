@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import smtplib
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
@@ -266,13 +265,3 @@ def test_email_body_links_when_not_attached():
     assert "big &lt;one&gt;" in body and "1,234,567 rows, 50.0 MB" in body
     assert 'href="https://s3.example/big.csv?sig=1&amp;x=2"' in body and "2026-12-06 06:00 UTC" in body
     assert email.message_id("example.com") == "<report-run-3.delivery-9@example.com>"
-
-
-def test_only_transient_smtp_errors_count_against_the_breaker():
-    from include.reports.delivery import is_smtp_failure
-
-    assert is_smtp_failure(smtplib.SMTPServerDisconnected("gone"))
-    assert is_smtp_failure(ConnectionRefusedError())
-    assert is_smtp_failure(smtplib.SMTPDataError(451, b"try later"))
-    assert not is_smtp_failure(smtplib.SMTPDataError(554, b"rejected"))
-    assert not is_smtp_failure(smtplib.SMTPRecipientsRefused({"x@example.com": (550, b"no such user")}))

@@ -14,5 +14,6 @@ WHERE n.id IN (
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
 )
-RETURNING n.id, n.alert_id, n.kind, n.channel_type, n.channel, n.payload, n.idempotency_key, n.attempts,
+RETURNING n.id, n.alert_id, n.event_id, n.kind, n.channel_index, n.channel_type, n.channel, n.payload,
+          n.idempotency_key, n.attempts,
           n.created_at
