@@ -307,31 +307,39 @@ def _channels(raw: list[Mapping[str, Any]] | None) -> list[dict[str, Any]]:
 
 
 def build_definition(alert: Mapping[str, Any]) -> AlertDefinition:
-    """An :class:`AlertDefinition` from an alert object that passed validation."""
+    """An :class:`AlertDefinition` from an alert object that passed validation.
+
+    A field the alert leaves out keeps :class:`AlertDefinition`'s default (the one place it is set).
+    """
     duration = {k: parse_duration(alert[k]) for k in ("rearm", "check_interval", "timeout") if alert.get(k) is not None}
     muted = alert.get("muted_until")
+    converters = {
+        "description": str,
+        "severity": str,
+        "owner": str,
+        "enabled": bool,
+        "consecutive_checks": int,
+        "recovery_checks": int,
+        "dry_run": bool,
+        "log_retention_days": int,
+        "subject_template": str,
+        "message_template": str,
+        "schedule": str,
+    }
+    given = {key: convert(alert[key]) for key, convert in converters.items() if alert.get(key) is not None}
+    if "timeout" in duration:
+        given["timeout_seconds"] = duration["timeout"]
     return AlertDefinition(
         name=alert["name"],
         sql=str(alert["sql"]).strip().rstrip(";").strip(),
         condition=normalize_condition(alert["condition"]),
         threshold=float(alert["threshold"]) if alert.get("threshold") is not None else None,
-        description=alert.get("description"),
-        severity=alert.get("severity", "warning"),
-        owner=alert.get("owner"),
-        enabled=bool(alert.get("enabled", True)),
         channels=_channels(alert.get("channels")),
-        consecutive_checks=int(alert.get("consecutive_checks", 1)),
-        recovery_checks=int(alert.get("recovery_checks", 1)),
         rearm_seconds=round(duration["rearm"]) if "rearm" in duration else None,
         check_interval_seconds=round(duration["check_interval"]) if "check_interval" in duration else None,
-        timeout_seconds=duration.get("timeout", 30.0),
         muted_until=_parse_datetime(muted) if muted not in (None, "") else None,
-        dry_run=bool(alert.get("dry_run", False)),
-        log_retention_days=int(alert.get("log_retention_days", 90)),
-        subject_template=alert.get("subject_template"),
-        message_template=alert.get("message_template"),
-        schedule=alert.get("schedule", DEFAULT_SCHEDULE),
         declared_reads=sorted(set(alert["reads"])) if alert.get("reads") else None,
+        **given,
     )
 
 

@@ -96,24 +96,24 @@ def test_a_missing_reader_connection_is_refused_without_falling_back_to_the_plat
         WarehouseReaderHook(warehouse_reader_conn_id="no_such_reader").get_conn()
 
 
-def test_roles_setup_is_idempotent_and_check_reports_a_privileged_reader(db, test_env, scratch_roles, monkeypatch):
+def test_roles_setup_is_idempotent_and_check_reports_a_privileged_reader(scratch_roles, scratch_database, monkeypatch):
+    # On a database of its own: setup hands the platform's tables to the platform role it names, and
+    # dropping that scratch role afterwards must not take the session's tables with it.
     from include.__main__ import main
 
     platform, reader = scratch_roles("platform"), scratch_roles("reader")
-    monkeypatch.setenv("DATABASE_URL", test_env.database_url)  # an administrator
-    db.execute("CREATE SCHEMA IF NOT EXISTS setup_marts")
-    db.execute("CREATE TABLE IF NOT EXISTS setup_marts.before (id int)")
-    args = ["roles", "setup", "--platform-role", platform, "--reader-role", reader, "--grant-schema", "setup_marts"]
-    try:
+    monkeypatch.setenv("DATABASE_URL", scratch_database)  # an administrator
+    with psycopg.connect(scratch_database, autocommit=True) as admin:
+        admin.execute("CREATE SCHEMA setup_marts")
+        admin.execute("CREATE TABLE setup_marts.before (id int)")
+        args = ["roles", "setup", "--platform-role", platform, "--reader-role", reader, "--grant-schema", "setup_marts"]
         assert main(args) == 0
         assert main(args) == 0  # again: nothing changes, nothing fails
         assert main(["roles", "check", "--reader-role", reader]) == 0
-        db.execute(sql.SQL("GRANT pg_read_server_files TO {}").format(sql.Identifier(reader)))
+        admin.execute(sql.SQL("GRANT pg_read_server_files TO {}").format(sql.Identifier(reader)))
         assert main(["roles", "check", "--reader-role", reader]) == 1
         assert main(args) == 0  # setup takes the direct membership away again
         assert main(["roles", "check", "--reader-role", reader]) == 0
-        with psycopg.connect(as_role(test_env.database_url, reader)) as conn:
+        with psycopg.connect(as_role(scratch_database, reader)) as conn:
             assert conn.execute("SELECT count(*) FROM setup_marts.before").fetchone() == (0,)
             assert conn.execute("SHOW default_transaction_read_only").fetchone() == ("on",)
-    finally:
-        db.execute("DROP SCHEMA setup_marts CASCADE")

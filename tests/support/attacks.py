@@ -101,8 +101,9 @@ def server_witness(admin_url: str, platform_url: str) -> Iterator[ServerWitness]
         admin.execute("DROP TABLE IF EXISTS privilege_victim")
         admin.execute("CREATE TABLE privilege_victim AS SELECT generate_series(1, 3) AS id")
         # control: the same COPY as a superuser does write the file, so its absence later means something
-        admin.execute(f"COPY (SELECT 1) TO PROGRAM 'touch {marker}'")
+        # the program reads its input first: one that exits without reading breaks the server's pipe
+        admin.execute(f"COPY (SELECT 1) TO PROGRAM 'cat > /dev/null; touch {marker}'")
         assert marker.exists(), "the database server's files are not visible here; the file check would be blind"
-        admin.execute(f"COPY (SELECT 1) TO PROGRAM 'rm -f {marker}'")  # the server's user owns it
+        admin.execute(f"COPY (SELECT 1) TO PROGRAM 'cat > /dev/null; rm -f {marker}'")  # the server's user owns it
         objects = admin.execute("SELECT count(*) FROM pg_largeobject_metadata").fetchone()[0]
         yield ServerWitness(marker, admin, platform, admin_url, objects)
