@@ -38,10 +38,16 @@ class _Outcome:
 
 
 def _delivery_targets(run: Mapping[str, Any], settings: ReportSettings) -> list[dict[str, Any]]:
+    from include.reports.destinations import channel_name, is_slack
+
     targets = []
     if run["recipients"]:
         targets.append({"channel": "email", "target": ", ".join(run["recipients"]), "conn_id": settings.smtp_conn_id})
     for destination in run["destinations"] or []:
+        if is_slack(destination["url"]):
+            conn_id = destination.get("conn_id") or settings.slack_conn_id
+            targets.append({"channel": "slack", "target": channel_name(destination["url"]), "conn_id": conn_id})
+            continue
         conn_id = destination.get("conn_id") or settings.destination_conn_id
         targets.append({"channel": "object_storage", "target": destination["url"], "conn_id": conn_id})
     return targets
@@ -215,13 +221,21 @@ def _deliver_one(
     run: Mapping[str, Any], delivery: Mapping[str, Any], settings: ReportSettings
 ) -> tuple[str | None, str | None]:
     """Perform one delivery; return (location or link, Message-ID)."""
-    from include.reports.delivery import ReportEmail, copy_to_destination, send_report_email
+    from include.reports.delivery import (
+        ReportEmail,
+        chart_png,
+        copy_to_destination,
+        deliver_to_slack,
+        send_report_email,
+    )
     from include.reports.storage import is_local, link_for, location_without_credentials, storage_path
 
     archive = storage_path(run["location"])
     if delivery["channel"] == "object_storage":
         _check_destination(delivery, run["file_name"], settings)
         return copy_to_destination(archive, delivery["target"], delivery["conn_id"], run["file_name"]), None
+    if delivery["channel"] == "slack":
+        return deliver_to_slack(run, delivery, settings)
 
     attach = run["bytes"] <= run["max_attachment_bytes"]
     local_copy = None
@@ -260,6 +274,7 @@ def _deliver_one(
         link=link,
         link_expiry_text=expiry_text,
         note=run.get("data_note"),
+        chart_png=chart_png(run),
     )
     try:
         message_id = send_report_email(email, smtp_conn_id=delivery["conn_id"] or settings.smtp_conn_id)
