@@ -164,8 +164,12 @@ def chart_png(run: Mapping[str, Any]) -> bytes | None:
     location = chart_image_location(run)
     if location is None:
         return None
-    with storage_path(location).open("rb") as image:
-        return image.read()
+    image = storage_path(location)
+    if not image.exists():  # generated before charts were drawn beside their files: the email goes without
+        log.warning("report run %s: no chart image at %s; the email goes out without it", run["id"], location)
+        return None
+    with image.open("rb") as data:
+        return data.read()
 
 
 # --------------------------------------------------------------------------- Slack

@@ -105,6 +105,18 @@ def test_a_chart_reports_email_shows_the_chart_inline_and_attaches_its_file(db, 
         assert _attached(mail)[names[0]].decode().count("\n") == 41
 
 
+def test_a_pdf_whose_chart_image_is_gone_is_still_emailed_without_it(db, reports_env):
+    from include.reports.run_store import chart_image_location
+
+    run_id = _run(db, "no image", sql=REGION_SQL, format="pdf", chart=BAR_CHART, recipients=["team@example.com"])
+    run = db.execute("SELECT format, chart, location FROM analytics_report_runs WHERE id = %s", [run_id]).fetchone()
+    Path(chart_image_location(dict(zip(("format", "chart", "location"), run, strict=True)))[7:]).unlink()
+    deliver_run(run_id, worker="test/deliver")
+    (mail,) = reports_env["smtp"].messages
+    assert mail.inline_images() == {} and "cid:" not in mail.body("html")
+    assert [name[-4:] for name in _attached(mail)] == [".pdf"]
+
+
 def test_the_chart_image_beside_a_pdf_is_removed_with_it_at_retention(db, reports_env):
     from include.reports.retention import cleanup_expired
     from include.reports.run_store import chart_image_location
