@@ -223,3 +223,26 @@ def test_a_channel_removed_from_the_allow_list_is_not_posted_and_gives_up(db, re
     assert slack.requests == []
     status, error = db.execute("SELECT status, error FROM analytics_report_deliveries").fetchone()
     assert status == "failed" and "'#reports' is not allowed" in error
+
+
+def test_each_audience_posts_only_its_own_file_to_its_own_channel(db, reports_env, slack):
+    sql = "SELECT region, amount FROM (" + REGION_SQL + ") AS s WHERE region = %(region)s"
+    audiences = [
+        {"name": "one", "destinations": ["slack:#reports"], "params": {"region": "1"}},
+        {"name": "two", "destinations": ["slack:#ops"], "params": {"region": "2"}},
+    ]
+    insert_report(db, name="by region", sql=sql, format="csv", parameters={"region": "0"}, audiences=audiences)
+    result = run_dag("reports", conf={"report_name": "by region"})
+    assert result.state == "success", result.task_states
+
+    (upload,) = slack.calls("/upload/")
+    assert {line.split(",")[0] for line in upload.body.decode().splitlines()[1:]} == {"1"}
+    (complete,) = slack.calls("files.completeUploadExternal")
+    assert "_one_" in json.loads(slack.form(complete)["files"])[0]["title"]
+    (post,) = [r for r in slack.requests if r.path.startswith("/services/")]
+    assert "_two_" in post.json()["text"] and "_one_" not in post.json()["text"]
+    rows = db.execute(
+        "SELECT r.audience, d.target, d.status FROM analytics_report_deliveries d"
+        " JOIN analytics_report_runs r ON r.id = d.run_id ORDER BY r.audience"
+    ).fetchall()
+    assert rows == [("one", "#reports", "sent"), ("two", "#ops", "sent")]
