@@ -172,3 +172,26 @@ def test_the_slack_message_says_what_the_report_is_and_links_a_file_too_large():
         "Report *sales &lt;eu&gt;* for 2026-11-29 06:00 UTC: 1,234 rows, 3.0 MB.",
         "The file is larger than the upload limit: <https://s3.example/sales.csv?sig=1|sales.csv>",
     ]
+
+
+def test_an_audience_may_post_to_slack_and_a_trigger_names_channels_only_for_one_audience():
+    row = {
+        "name": "by region",
+        "sql": "SELECT * FROM sales WHERE region = %(region)s",
+        "audiences": [
+            {"name": "emea", "destinations": ["slack:#reports"], "params": {"region": "EU"}},
+            {"name": "amer", "recipients": ["amer@example.com"], "params": {"region": "US"}},
+        ],
+    }
+    stored = definition_from_row(row)
+    assert stored.audiences[0].destinations == (Destination("slack:#reports"),)
+    with pytest.raises(InvalidReportError, match="field 'slack_channels': the report sends to its audiences"):
+        parse_request({"report_id": 1, "slack_channels": ["#finance"]}).apply_overrides(stored)
+    (amer,) = (
+        parse_request({"report_id": 1, "audience": "amer", "slack_channels": ["#finance"]})
+        .apply_overrides(stored)
+        .audiences
+    )
+    assert (amer.recipients, amer.destinations) == ((), (Destination("slack:#finance", "slack_finance_webhook"),))
+    with pytest.raises(InvalidReportError, match=r"audiences\[0\].destinations\[0\].*'#random' is not allowed"):
+        definition_from_row({**row, "audiences": [{**row["audiences"][0], "destinations": ["slack:#random"]}]})
