@@ -7,8 +7,8 @@ copy (a signed URL on object stores that support it).
 
 **Charts.** The email of a report that has a chart shows it inline in its HTML (``cid:``): the PNG
 of a ``png`` report is its file (shown, not attached again); a ``pdf`` report, or a data report
-(csv, csv.gz, xlsx) carrying a chart, has the chart's PNG archived beside its file
-(:func:`include.reports.run_store.chart_image_location`), and attaches its file as usual.
+(csv, csv.gz, xlsx) carrying a chart, with email recipients has the chart's PNG archived beside
+its file (:func:`include.reports.run_store.chart_image_location`), and attaches its file as usual.
 
 **Slack** (``slack:#channel``): on an API-token connection the file (a ``png`` report: the chart) is
 uploaded with ``files_upload_v2`` and the message is its comment; an incoming webhook cannot

@@ -105,6 +105,14 @@ def test_a_chart_reports_email_shows_the_chart_inline_and_attaches_its_file(db, 
         assert _attached(mail)[names[0]].decode().count("\n") == 41
 
 
+@pytest.mark.parametrize("fmt", ["pdf", "csv"])
+def test_without_email_recipients_no_chart_image_is_drawn_beside_the_file(db, reports_env, tmp_path, fmt):
+    drop = tmp_path / "drop"
+    _run(db, f"no mail {fmt}", sql=REGION_SQL, format=fmt, chart=BAR_CHART, destinations=[drop.as_uri()])
+    location = db.execute("SELECT location FROM analytics_report_runs").fetchone()[0]
+    assert [p.name for p in Path(location[7:]).parent.iterdir()] == [location.rsplit("/", 1)[1]]
+
+
 def test_a_pdf_whose_chart_image_is_gone_is_still_emailed_without_it(db, reports_env):
     from include.reports.run_store import chart_image_location
 
@@ -121,7 +129,15 @@ def test_the_chart_image_beside_a_pdf_is_removed_with_it_at_retention(db, report
     from include.reports.retention import cleanup_expired
     from include.reports.run_store import chart_image_location
 
-    run_id = _run(db, "pdf retention", sql=REGION_SQL, format="pdf", chart=BAR_CHART, retention_days=1)
+    run_id = _run(
+        db,
+        "pdf retention",
+        sql=REGION_SQL,
+        format="pdf",
+        chart=BAR_CHART,
+        retention_days=1,
+        recipients=["team@example.com"],
+    )
     run = db.execute("SELECT format, chart, location FROM analytics_report_runs WHERE id = %s", [run_id]).fetchone()
     image = chart_image_location({"format": run[0], "chart": run[1], "location": run[2]})
     paths = [url.removeprefix("file://") for url in (run[2], image)]
