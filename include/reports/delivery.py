@@ -8,12 +8,16 @@ attached: the email links to the archived copy (a signed URL on object stores th
 from __future__ import annotations
 
 import html
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
+
+    from delivery.messages import Email
+    from delivery.sending import Outcome
 
 
 @dataclass(frozen=True)
@@ -67,16 +71,19 @@ def _human_size(size: int) -> str:
     return f"{value:.1f} GB"
 
 
-def send_report_email(email: ReportEmail, *, smtp_conn_id: str) -> str:
-    """Send ``email`` once through the delivery layer (:mod:`delivery.email`); return its Message-ID.
+def send_report_email(email: ReportEmail, *, smtp_conn_id: str) -> Outcome:
+    """Send ``email`` once through the delivery layer (:func:`delivery.sending.deliver`); say what became of it.
 
-    Retries are the run's, not the hook's; a failure raises the error the delivery layer classifies.
+    Retries are the run's, not the hook's; the outcome's ``reference`` is the Message-ID.
     """
     from delivery.connections import require_connection
-    from delivery.email import send_email
     from delivery.messages import Attachment, Email
+    from delivery.sending import deliver, outcome_of
 
-    conn = require_connection(smtp_conn_id, "SMTP")
+    try:
+        conn = require_connection(smtp_conn_id, "SMTP")
+    except Exception as error:
+        return outcome_of("email", error)
     from_email = (conn.extra_dejson or {}).get("from_email") or "reports@analytics-platform.local"
     message = Email(
         to=email.recipients,
@@ -87,7 +94,27 @@ def send_report_email(email: ReportEmail, *, smtp_conn_id: str) -> str:
         headers={"X-Report-Run": str(email.run_id)},
         from_email=from_email,
     )
-    return str(send_email(smtp_conn_id, message).reference)
+    return deliver(smtp_conn_id, message)
+
+
+def problem_email(run: Mapping[str, Any], owner: str, problems: list[Mapping[str, Any]]) -> Email:
+    """The email telling a report's owner which deliveries of a run failed for good or have an unknown outcome."""
+    from delivery.messages import Email
+
+    lines = [f"Report {run['report_name']!r}, run {run['id']} (slot {run['slot']:%Y-%m-%d %H:%M %Z}):", ""]
+    for delivery in problems:
+        lines.append(f"- {delivery['channel']} {delivery['target']}: {delivery['status']}: {delivery['error']}")
+    lines += [
+        "",
+        "These are not tried again. An unknown outcome means the worker sending it died before it could record "
+        "whether it went out: check with the recipients (the Message-ID is fixed per delivery).",
+    ]
+    return Email(
+        to=(owner,),
+        subject=f"Report {run['report_name']} run {run['id']}: {len(problems)} delivery problem(s)",
+        text="\n".join(lines),
+        headers={"X-Report-Run": str(run["id"])},
+    )
 
 
 def copy_to_destination(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import threading
 
+import pytest
+
 from include.reports.definitions import parse_request
 from include.reports.generation import generate_run
 from include.reports.planning import plan_runs
@@ -42,25 +44,42 @@ def test_two_workers_delivering_the_same_run_send_one_email(db, reports_env):
     assert db.execute("SELECT status, attempts FROM analytics_report_deliveries").fetchall() == [("sent", 1)]
 
 
-def test_a_delivery_left_sending_by_a_dead_task_waits_for_its_claim_to_expire(db, reports_env):
+def test_a_delivery_being_sent_by_a_live_worker_is_left_to_it(db, reports_env):
+    from delivery.recording import DeliveryWorker
+    from hooks.warehouse import WarehouseHook
+
     run_id = _generated_run(db)
     deliver_run(run_id, worker="first")
-    # The email went out but the task died before it could record that: the row is still "sending".
-    db.execute(
-        "UPDATE analytics_report_deliveries SET status = 'sending', claimed_by = 'dead',"
-        " claim_expires_at = now() + interval '1 hour'"
-    )
-    db.execute("UPDATE analytics_report_runs SET status = 'generated'")
     smtp = reports_env["smtp"]
-
-    summary = deliver_run(run_id, worker="retry")
+    with DeliveryWorker(WarehouseHook(), label="alive") as alive:
+        # that worker sent it and is recording: the row is still "sending", its heartbeat fresh
+        db.execute("UPDATE analytics_report_deliveries SET status = 'sending', claimed_by = %s", [alive.id])
+        db.execute("UPDATE analytics_report_runs SET status = 'generated'")
+        summary = deliver_run(run_id, worker="retry")
     assert summary["waiting"] == ["email team@example.com"]
-    assert len(smtp.messages) == 1  # not sent again while it may have gone out
+    assert len(smtp.messages) == 1  # not sent again while its worker lives
+    assert db.execute("SELECT status FROM analytics_report_deliveries").fetchone()[0] == "sending"
 
-    db.execute("UPDATE analytics_report_deliveries SET claim_expires_at = now() - interval '1 second'")
-    deliver_run(run_id, worker="later")
-    assert len(smtp.messages) == 2  # the lease expired: at-least-once from here on
-    assert db.execute("SELECT status FROM analytics_report_runs").fetchone()[0] == "delivered"
+
+def test_an_email_left_sending_by_a_dead_worker_becomes_unknown_and_is_never_sent_twice(db, reports_env):
+    from include.reports.run_delivery import DeliveryGaveUp
+
+    run_id = _generated_run(db)
+    deliver_run(run_id, worker="first")
+    # The email went out but its worker died before it could record that: the row is still "sending".
+    db.execute("UPDATE analytics_report_deliveries SET status = 'sending', claimed_by = 'dead', claimed_at = now()")
+    db.execute("UPDATE analytics_report_runs SET status = 'generated'")
+
+    with pytest.raises(DeliveryGaveUp, match="unknown outcome"):
+        deliver_run(run_id, worker="retry")
+
+    assert len(reports_env["smtp"].messages) == 1
+    status, error = db.execute("SELECT status, error FROM analytics_report_deliveries").fetchone()
+    assert status == "unknown"
+    assert error.startswith("outcome unknown: worker dead claimed it at ")
+    assert "(it is not a registered delivery worker)" in error and "not sent again" in error
+    run_status, run_error = db.execute("SELECT status, error FROM analytics_report_runs").fetchone()
+    assert run_status == "failed" and "email team@example.com: unknown: outcome unknown" in run_error
 
 
 def test_a_run_is_generated_once_even_if_asked_again(db, reports_env):
