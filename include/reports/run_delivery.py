@@ -99,7 +99,7 @@ def deliver_run(
     run = _open_run(ctx, run_id)
     progress = _Round()
     with DeliveryWorker(ctx.hook, heartbeat_seconds=delivery_heartbeat_seconds(), label=worker) as delivering:
-        _settle_interrupted(delivering, run)
+        settle_interrupted(delivering, run_id)
         for delivery in _deliveries(ctx, run_id):
             _take(delivering, ctx, run, delivery, progress)
         _announce_files(run, progress.published, outlet_events)
@@ -162,18 +162,19 @@ def _problem(delivery: Mapping[str, Any]) -> str:
     return f"{_label(delivery)}: {delivery['status']}: {delivery['error']}"
 
 
-def _settle_interrupted(worker: DeliveryWorker, run: Mapping[str, Any]) -> None:
-    """Settle this run's deliveries left ``sending`` by a worker that is gone (``settle_deliveries.sql``)."""
+def settle_interrupted(worker: DeliveryWorker, run_id: int) -> list[dict[str, Any]]:
+    """Settle run ``run_id``'s deliveries left ``sending`` by a worker that is gone (``settle_deliveries.sql``)."""
     from delivery.sending import RESEND_WHEN_UNKNOWN
 
     settled = worker.record(
-        lambda conn: rows(conn, "settle_deliveries", {"run_id": run["id"], "resend": sorted(RESEND_WHEN_UNKNOWN)}),
-        what=f"report run {run['id']}: settling deliveries whose worker is gone",
+        lambda conn: rows(conn, "settle_deliveries", {"run_id": run_id, "resend": sorted(RESEND_WHEN_UNKNOWN)}),
+        what=f"report run {run_id}: settling deliveries whose worker is gone",
     )
     for delivery in settled:
         if delivery["status"] == "unknown":
             metrics.incr("reports.delivery_unknown", channel=delivery["channel"])
-        log.warning("report run %s: %s: %s", run["id"], _label(delivery), delivery["error"])
+        log.warning("report run %s: %s: %s", run_id, _label(delivery), delivery["error"])
+    return settled
 
 
 def _take(
