@@ -8,6 +8,8 @@ storage, the job of the old worker's `reports` queue.
 * **plan_runs**: scheduled runs create one run per report whose cron slot fell due since its last
   planned slot (several missed slots give one run, for the latest) and pick up runs still waiting
   for generation or delivery; ad-hoc runs create one run for the request.
+  A report with audiences gets one run per audience (its own parameter values, recipients and
+  destinations), each generated and delivered on its own.
 * **report.generate** (one per run, `reports` pool): streams the query read-only with a statement
   timeout into CSV (`COPY`), gzipped CSV or XLSX and archives the file.
 * **report.deliver**: email with the file attached (a link when it is too large) and copies to
@@ -106,6 +108,13 @@ PARAMS = {
         type=["null", "string"],
         title="Name of an ad-hoc report",
         description="Used in the file name and email subject of an ad-hoc SQL report (default adhoc).",
+    ),
+    "audience": Param(
+        None,
+        type=["null", "string"],
+        title="Audience",
+        description="A stored report with audiences: generate only this audience's file (with recipients or a "
+        "destination: send it there instead). Empty: every audience gets its own file.",
     ),
 }
 

@@ -88,8 +88,9 @@ def _reports(args: argparse.Namespace) -> int:
     for run in runs:
         rows = "-" if run["rows"] is None else str(run["rows"])
         slot = f"{run['slot']:%Y-%m-%d %H:%M}"
+        name = run["report_name"] + (f" / {run['audience']}" if run["audience"] else "")
         print(
-            f"{run['id']:>6} {run['report_name'][:24]:24} {run['trigger']:9} {slot:16} {run['status']:10} "
+            f"{run['id']:>6} {name[:24]:24} {run['trigger']:9} {slot:16} {run['status']:10} "
             f"{rows:>9}  {run['deliveries']}"
         )
         for error in (run["error"], run["delivery_errors"]):

@@ -13,6 +13,7 @@ from include.reports.charts import CHART_FORMATS, ChartSpec, parse_chart
 from include.reports.errors import InvalidReportError
 
 if TYPE_CHECKING:
+    from include.reports.audiences import Audience
     from include.reports.destinations import AllowedRoot
 
 FORMATS = ("csv", "csv.gz", "xlsx", *CHART_FORMATS)
@@ -29,6 +30,7 @@ REQUEST_FIELDS = (
     "recipients",
     "destination",
     "name",
+    "audience",
 )
 _EMAIL = re.compile(r"^[^@\s,;<>\"]+@[^@\s,;<>\"]+\.[^@\s,;<>\".]+$")
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
@@ -80,6 +82,8 @@ class ReportDefinition:
     #: the relations it reads (``schema.table``), found by the planning; when each last changed
     reads: tuple[str, ...] = ()
     reads_changed_at: Mapping[str, str] = field(default_factory=dict)
+    #: who receives one file each, with their own parameter values (include/reports/audiences.py)
+    audiences: tuple[Audience, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -96,21 +100,53 @@ class ReportRequest:
     recipients: tuple[str, ...] | None = None
     destination: Destination | None = None
     name: str | None = None
+    #: of a stored report with audiences: generate only this audience's file
+    audience: str | None = None
 
     def apply_overrides(self, definition: ReportDefinition) -> ReportDefinition:
-        """The stored definition with this request's format, chart, recipients, destination and parameters."""
+        """The stored definition with this request's format, chart, recipients, destination and parameters.
+
+        A report with audiences keeps each audience's own parameter values (an override never
+        widens what an audience receives); ``audience`` picks one, and only with it may the
+        trigger send that audience's file to other recipients or a destination.
+        """
         changes: dict[str, Any] = {}
         if self.format is not None:
             changes["format"] = self.format
         if self.chart is not None:
             changes["chart"] = self.chart
-        if self.recipients is not None:
-            changes["recipients"] = self.recipients
-        if self.destination is not None:
-            changes["destinations"] = (self.destination,)
         if self.parameters:
             changes["parameters"] = {**definition.parameters, **self.parameters}
+        if definition.audiences or self.audience is not None:
+            changes["audiences"] = self._audiences(definition)
+        else:
+            if self.recipients is not None:
+                changes["recipients"] = self.recipients
+            if self.destination is not None:
+                changes["destinations"] = (self.destination,)
         return replace(definition, **changes)
+
+    def _audiences(self, definition: ReportDefinition) -> tuple[Audience, ...]:
+        names = [a.name for a in definition.audiences]
+        if self.audience is None:
+            if self.recipients is not None or self.destination is not None:
+                field_name = "recipients" if self.recipients is not None else "destination"
+                raise InvalidReportError(
+                    field_name,
+                    f"the report sends to its audiences {names}; name one in 'audience' to send it elsewhere",
+                )
+            return definition.audiences
+        chosen = next((a for a in definition.audiences if a.name == self.audience), None)
+        if chosen is None:
+            raise InvalidReportError(
+                "audience", f"report {definition.name!r} has no audience {self.audience!r}; its audiences: {names}"
+            )
+        if self.recipients is not None:
+            chosen = replace(chosen, recipients=self.recipients, destinations=())
+        if self.destination is not None:
+            kept = chosen.recipients if self.recipients is not None else ()
+            chosen = replace(chosen, recipients=kept, destinations=(self.destination,))
+        return (chosen,)
 
     def inline_definition(self) -> ReportDefinition:
         return ReportDefinition(
@@ -319,7 +355,7 @@ def definition_from_row(row: Mapping[str, Any]) -> ReportDefinition:
         reads=tuple(row.get("reads") or ()),
         reads_changed_at=dict(row.get("reads_changed_at") or {}),
     )
-    return validate_definition(definition)
+    return validate_definition(definition, audiences=row.get("audiences"))
 
 
 def _check_data_schedule(definition: ReportDefinition) -> None:
@@ -335,8 +371,25 @@ def _check_data_schedule(definition: ReportDefinition) -> None:
         )
 
 
-def validate_definition(definition: ReportDefinition) -> ReportDefinition:
-    """Check every field; return the definition with normalised SQL and recipients."""
+def _check_audiences(definition: ReportDefinition, value: Any, sql: str, parameters: Mapping[str, Any]) -> tuple:
+    """The audiences, each checked against the SQL; with audiences the report itself sends to nobody else."""
+    from include.reports.audiences import parse_audiences
+
+    name = definition.name
+    audiences = parse_audiences(value, sql=sql, parameters=parameters, report=name)
+    if audiences and (definition.recipients or definition.destinations):
+        field_name = "recipients" if definition.recipients else "destinations"
+        raise InvalidReportError(
+            field_name, "a report with audiences sends to its audiences only; move these into an audience", report=name
+        )
+    return audiences
+
+
+def validate_definition(definition: ReportDefinition, *, audiences: Any = None) -> ReportDefinition:
+    """Check every field; return the definition with normalised SQL and recipients.
+
+    ``audiences``: the raw ``audiences`` of a row (default: the definition's own, checked again).
+    """
     from include.reports.schedule import check_schedule, check_timezone
 
     name = definition.name
@@ -355,7 +408,9 @@ def validate_definition(definition: ReportDefinition) -> ReportDefinition:
         raise InvalidReportError("retention_days", "expected a positive number of days", report=name)
     if definition.run_timeout_seconds is not None:
         check_run_timeout(definition.run_timeout_seconds, field="run_timeout_seconds", report=name)
-    return replace(definition, sql=sql, parameters=parameters, recipients=recipients)
+    raw_audiences = audiences if audiences is not None else (list(definition.audiences) or None)
+    checked = _check_audiences(definition, raw_audiences, sql, parameters)
+    return replace(definition, sql=sql, parameters=parameters, recipients=recipients, audiences=checked)
 
 
 # --------------------------------------------------------------------------- ad-hoc requests
@@ -375,7 +430,7 @@ def parse_request(conf: Mapping[str, Any] | None) -> ReportRequest:
     if unknown:
         raise InvalidReportError(unknown[0], f"unknown field; expected one of {list(REQUEST_FIELDS)}")
     values = {key: conf.get(key) for key in REQUEST_FIELDS}
-    for key in ("report_name", "sql", "name", "format", "destination"):
+    for key in ("report_name", "sql", "name", "format", "destination", "audience"):
         if isinstance(values[key], str) and not values[key].strip():
             values[key] = None  # an emptied form field means "not given"
     if values["recipients"] == []:
@@ -401,6 +456,9 @@ def parse_request(conf: Mapping[str, Any] | None) -> ReportRequest:
     name = values["name"]
     if name is not None and not isinstance(name, str):
         raise InvalidReportError("name", f"expected a string, got {name!r}")
+    audience = values["audience"]
+    if audience is not None and (not isinstance(audience, str) or (report_id is None and report_name is None)):
+        raise InvalidReportError("audience", "names an audience of the stored report given by report_id or report_name")
 
     if sql is not None:
         check_chart_required(fmt or "csv", chart)
@@ -424,6 +482,7 @@ def parse_request(conf: Mapping[str, Any] | None) -> ReportRequest:
             chart=chart,
             recipients=recipients,
             destination=destination,
+            audience=audience,
         )
     given = [key for key in ("format", "chart", "recipients", "destination", "name") if values[key]]
     if given or parameters:

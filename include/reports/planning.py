@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from include.lineage.triggers import RelationChange
 from include.reports.config import ReportSettings
@@ -20,6 +21,9 @@ from include.reports.errors import ReportNotFoundError, ReportRunError
 from include.reports.run_store import Services, one, rows
 from include.sql import load_sql
 from observability import metrics
+
+if TYPE_CHECKING:
+    from include.reports.audiences import Audience
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +53,7 @@ def plan_runs(
         planned = _plan_changes(ctx, dag_run_id, now, changes)
         return _plan_scheduled(ctx, dag_run_id, now, planned)
     with ctx.hook.transaction() as conn:
-        run_id = _insert_run(
+        run_ids = _insert_runs(
             conn,
             ctx.settings,
             definition,
@@ -58,9 +62,9 @@ def plan_runs(
             run_key=f"adhoc:{dag_run_id}",
             dag_run_id=dag_run_id,
         )
-    metrics.incr("reports.planned", trigger="adhoc")
-    log.info("ad-hoc run %s of report %r (%s)", run_id, definition.name, definition.format)
-    return [run_id]
+    metrics.incr("reports.planned", len(run_ids), trigger="adhoc")
+    log.info("ad-hoc run(s) %s of report %r (%s)", run_ids, definition.name, definition.format)
+    return run_ids
 
 
 def resolve_request(request: ReportRequest, *, services: Services | None = None) -> ReportDefinition | None:
@@ -106,7 +110,7 @@ def _plan_changes(ctx: Services, dag_run_id: str, now: datetime, changes: Sequen
             continue
         triggered_by = why(changes, definition.reads)
         with ctx.hook.transaction() as conn:
-            _insert_run(
+            _insert_runs(
                 conn, ctx.settings, definition, trigger="change", slot=now,
                 run_key=f"change:{definition.id}:{dag_run_id}", dag_run_id=dag_run_id, triggered_by=triggered_by,
             )  # fmt: skip
@@ -166,7 +170,7 @@ def _due(definition: ReportDefinition, row: Mapping[str, Any], now: datetime) ->
 
 def _insert_scheduled(ctx: Services, definition: ReportDefinition, slot: datetime, dag_run_id: str, wait) -> None:
     with ctx.hook.transaction() as conn:
-        _insert_run(
+        _insert_runs(
             conn, ctx.settings, definition, trigger="scheduled", slot=slot,
             run_key=f"scheduled:{definition.id}:{slot.isoformat()}", dag_run_id=dag_run_id,
             triggered_by=list(wait.triggered_by) if wait is not None and wait.triggered_by else None,
@@ -245,6 +249,30 @@ def _run_values(definition: ReportDefinition, settings: ReportSettings, *, valid
     }
 
 
+def _insert_runs(
+    conn, settings: ReportSettings, definition: ReportDefinition, *, run_key: str, **fields: Any
+) -> list[int]:
+    """The runs of one report and slot: one per audience (its key ends in ``:<audience>``), else one."""
+    if not definition.audiences:
+        return [_insert_run(conn, settings, definition, run_key=run_key, **fields)]
+    return [
+        _insert_run(conn, settings, for_audience(definition, audience), run_key=f"{run_key}:{audience.name}",
+                    audience=audience.name, **fields)
+        for audience in definition.audiences
+    ]  # fmt: skip
+
+
+def for_audience(definition: ReportDefinition, audience: Audience) -> ReportDefinition:
+    """What one audience's run generates and delivers: its recipients, destinations and parameter values."""
+    return replace(
+        definition,
+        recipients=audience.recipients,
+        destinations=audience.destinations,
+        parameters={**definition.parameters, **audience.params},
+        audiences=(),
+    )
+
+
 def _insert_run(
     conn,
     settings: ReportSettings,
@@ -259,6 +287,7 @@ def _insert_run(
     validated: bool = True,
     triggered_by: list[dict[str, Any]] | None = None,
     data_note: str | None = None,
+    audience: str | None = None,
 ) -> int:
     """Insert the run of ``run_key`` (or find the one a previous try inserted); return its id."""
     from psycopg.types.json import Jsonb
@@ -273,6 +302,7 @@ def _insert_run(
         "error": error,
         "triggered_by": Jsonb(triggered_by) if triggered_by is not None else None,
         "data_note": data_note,
+        "audience": audience,
     }
     inserted = one(conn, "insert_run", params)
     if inserted:

@@ -72,9 +72,10 @@ def mark_failed(ctx: Services, run_id: int, error: str, status: str) -> None:
 
 
 def run_file_name(run: Mapping[str, Any]) -> str:
-    """``<report>_<slot UTC>_run<id>.<format>``: unique per run, sorted by slot."""
+    """``<report>[_<audience>]_<slot UTC>_run<id>.<format>``: unique per run, sorted by slot."""
     slot: datetime = run["slot"].astimezone(UTC)
-    return f"{safe_name(run['report_name'])}_{slot:%Y%m%dT%H%M%SZ}_run{run['id']}.{run['format']}"
+    audience = f"_{safe_name(run['audience'])}" if run.get("audience") else ""
+    return f"{safe_name(run['report_name'])}{audience}_{slot:%Y%m%dT%H%M%SZ}_run{run['id']}.{run['format']}"
 
 
 def summary(run: Mapping[str, Any], **extra: Any) -> dict[str, Any]:
@@ -82,6 +83,7 @@ def summary(run: Mapping[str, Any], **extra: Any) -> dict[str, Any]:
     return {
         "run_id": run["id"],
         "report": run["report_name"],
+        "audience": run.get("audience"),
         "status": run["status"],
         "rows": run.get("rows"),
         "bytes": run.get("bytes"),

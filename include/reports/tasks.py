@@ -73,6 +73,8 @@ def validate_request(fields: Mapping[str, Any] | None, services=None) -> dict[st
             recipients=list(definition.recipients),
             destinations=[d.url for d in definition.destinations],
         )
+        if definition.audiences:
+            summary["audiences"] = [a.name for a in definition.audiences]
     if definition is not None and definition.chart is not None:
         summary["chart"] = definition.chart.as_json()
     log.info("report request: %s", summary)

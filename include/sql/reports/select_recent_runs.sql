@@ -1,5 +1,5 @@
 -- The latest runs (optionally of one report) with their deliveries, for `python -m include reports runs`.
-SELECT runs.id, runs.report_name, runs.trigger, runs.slot, runs.status, runs.attempts, runs.rows, runs.bytes,
+SELECT runs.id, runs.report_name, runs.audience, runs.trigger, runs.slot, runs.status, runs.attempts, runs.rows, runs.bytes,
        runs.location, runs.error,
        coalesce(string_agg(d.channel || ':' || d.status, ' ' ORDER BY d.id), '') AS deliveries,
        string_agg(d.error, '; ' ORDER BY d.id) FILTER (WHERE d.status <> 'sent') AS delivery_errors

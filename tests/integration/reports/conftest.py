@@ -89,7 +89,9 @@ def insert_report(db, **fields: Any) -> int:
     from psycopg import sql
     from psycopg.types.json import Jsonb
 
-    values = {k: Jsonb(v) if k in ("parameters", "destinations", "chart") else v for k, v in fields.items()}
+    values = {
+        k: Jsonb(v) if k in ("parameters", "destinations", "chart", "audiences") else v for k, v in fields.items()
+    }
     query = sql.SQL("INSERT INTO analytics_reports ({}) VALUES ({}) RETURNING id").format(
         sql.SQL(", ").join(map(sql.Identifier, values)), sql.SQL(", ").join(map(sql.Placeholder, values))
     )
