@@ -32,7 +32,8 @@ class ReportSettings:
     slack_conn_id: str
     #: Default connection for object storage destinations that name none.
     destination_conn_id: str | None
-    #: How long a claimed run or delivery stays claimed if its task dies without reporting back.
+    #: How long a run being generated stays claimed if its task dies without reporting back (deliveries: a
+    #: delivery worker, plugins/delivery/recording.py).
     claim_lease_seconds: int
     #: How many times a run is generated, and a delivery sent, before it is given up.
     max_attempts: int

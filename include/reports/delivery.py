@@ -31,6 +31,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
 
+    from delivery.messages import Email
+    from delivery.sending import Outcome
     from include.reports.config import ReportSettings
 
 log = logging.getLogger(__name__)
@@ -116,16 +118,19 @@ def _human_size(size: int) -> str:
     return f"{value:.1f} GB"
 
 
-def send_report_email(email: ReportEmail, *, smtp_conn_id: str) -> str:
-    """Send ``email`` once through the delivery layer (:mod:`delivery.email`); return its Message-ID.
+def send_report_email(email: ReportEmail, *, smtp_conn_id: str) -> Outcome:
+    """Send ``email`` once through the delivery layer (:func:`delivery.sending.deliver`); say what became of it.
 
-    Retries are the run's, not the hook's; a failure raises the error the delivery layer classifies.
+    Retries are the run's, not the hook's; the outcome's ``reference`` is the Message-ID.
     """
     from delivery.connections import require_connection
-    from delivery.email import send_email
     from delivery.messages import Attachment, Email, InlineImage
+    from delivery.sending import deliver, outcome_of
 
-    conn = require_connection(smtp_conn_id, "SMTP")
+    try:
+        conn = require_connection(smtp_conn_id, "SMTP")
+    except Exception as error:
+        return outcome_of("email", error)
     from_email = (conn.extra_dejson or {}).get("from_email") or "reports@analytics-platform.local"
     attach = email.attachment and not email.chart_is_the_file
     chart = (
@@ -143,7 +148,27 @@ def send_report_email(email: ReportEmail, *, smtp_conn_id: str) -> str:
         headers={"X-Report-Run": str(email.run_id)},
         from_email=from_email,
     )
-    return str(send_email(smtp_conn_id, message).reference)
+    return deliver(smtp_conn_id, message)
+
+
+def problem_email(run: Mapping[str, Any], owner: str, problems: list[Mapping[str, Any]]) -> Email:
+    """The email telling a report's owner which deliveries of a run failed for good or have an unknown outcome."""
+    from delivery.messages import Email
+
+    lines = [f"Report {run['report_name']!r}, run {run['id']} (slot {run['slot']:%Y-%m-%d %H:%M %Z}):", ""]
+    for delivery in problems:
+        lines.append(f"- {delivery['channel']} {delivery['target']}: {delivery['status']}: {delivery['error']}")
+    lines += [
+        "",
+        "These are not tried again. An unknown outcome means the worker sending it died before it could record "
+        "whether it went out: check with the recipients (the Message-ID is fixed per delivery).",
+    ]
+    return Email(
+        to=(owner,),
+        subject=f"Report {run['report_name']} run {run['id']}: {len(problems)} delivery problem(s)",
+        text="\n".join(lines),
+        headers={"X-Report-Run": str(run["id"])},
+    )
 
 
 def copy_to_destination(
@@ -207,15 +232,15 @@ def _mrkdwn(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def send_report_to_slack(post: ReportPost, *, slack_conn_id: str) -> str | None:
-    """Post ``post`` once through the delivery layer (:mod:`delivery.slack`); return the file id or message ts.
+def send_report_to_slack(post: ReportPost, *, slack_conn_id: str) -> Outcome:
+    """Post ``post`` once through the delivery layer (:func:`delivery.sending.deliver`); say what became of it.
 
     With :attr:`ReportPost.path` the file is uploaded (``files_upload_v2``, the message as its
     comment: an API-token connection); else the message carries :attr:`ReportPost.link` (an
-    incoming webhook, or a file too large). A failure raises the error the delivery layer classifies.
+    incoming webhook, or a file too large). The outcome's ``reference`` is the file id or message ts.
     """
     from delivery.messages import SlackFile, SlackMessage
-    from delivery.slack import send_slack
+    from delivery.sending import deliver
 
     shared = None
     if post.path is not None:
@@ -223,7 +248,7 @@ def send_report_to_slack(post: ReportPost, *, slack_conn_id: str) -> str | None:
     elif post.link and not post.too_large:  # the webhook posts the link in place of the file
         shared = SlackFile(path=Path(post.file_name), filename=post.file_name, title=post.file_name, link=post.link)
     message = SlackMessage(text=post.text(), channel=post.channel, file=shared)
-    return send_slack(slack_conn_id, message).reference
+    return deliver(slack_conn_id, message)
 
 
 def uploads_files(conn_id: str) -> bool:
@@ -253,10 +278,11 @@ def local_file(archive: ObjectStoragePath, directory: Path) -> Iterator[Path]:
 
 def deliver_to_slack(
     run: Mapping[str, Any], delivery: Mapping[str, Any], settings: ReportSettings
-) -> tuple[str | None, str | None]:
+) -> tuple[Outcome, str | None]:
     """Post run ``run`` to the Slack channel of ``delivery`` (checked against the allow-list again).
 
-    Returns (the archived copy's URL when a link was posted, the file id or message ts).
+    Returns the outcome and, when a link was posted, the archived copy's URL (never a signed link).
+    Raises :class:`~include.reports.destinations.DestinationNotAllowed` for a channel no longer allowed.
     """
     from include.reports.storage import link_for, location_without_credentials, storage_path
 
@@ -277,10 +303,10 @@ def deliver_to_slack(
     if uploads and not too_large:
         scratch = settings.staging_dir / f"slack-{run['id']}-{delivery['id']}"
         with local_file(archive, scratch) as path:
-            return None, send_report_to_slack(ReportPost(path=path, **fields), slack_conn_id=conn_id)
+            return send_report_to_slack(ReportPost(path=path, **fields), slack_conn_id=conn_id), None
     link = link_for(archive, settings.link_expiry_seconds)
     post = ReportPost(link=link, too_large=too_large, **fields)
-    return location_without_credentials(archive), send_report_to_slack(post, slack_conn_id=conn_id)
+    return send_report_to_slack(post, slack_conn_id=conn_id), location_without_credentials(archive)
 
 
 def check_slack_delivery(delivery: Mapping[str, Any], settings: ReportSettings) -> str:
