@@ -13,7 +13,8 @@ storage, the job of the old worker's `reports` queue.
 * **report.generate** (one per run, `reports` pool): streams the query read-only with a statement
   timeout into CSV (`COPY`), gzipped CSV or XLSX and archives the file.
 * **report.deliver**: email with the file attached (a link when it is too large) and copies to
-  object storage; each delivery is claimed and marked sent, so a retry never sends it twice.
+  object storage; each delivery is claimed by the task's delivery worker and recorded by it after
+  the send (retried until the warehouse answers), so a retry never sends it twice (docs/delivery.md).
 * **cleanup_expired_files**: deletes files past their report's retention.
 
 Ad-hoc: `airflow dags trigger reports --conf '{"report_id": 7}'` (or `"report_name"`), or an inline
@@ -36,7 +37,10 @@ reader connection `warehouse_reader`), lacks a privilege or times out fails its 
 task without retries; the error is kept in `analytics_report_runs.error`. A missing or privileged
 reader connection fails the task at once, naming it (see docs/security.md). A
 failed delivery stays in `analytics_report_deliveries` (status `failed`, with the error) and is
-retried by the task's retries and by the next runs. A broken report never stops the others.
+retried by the task's retries and by the next runs; one that failed for good, or whose worker died
+between the send and the record (an email: `unknown`, never sent twice), fails *report.deliver*
+without retries and is named in the run's error and told to the report's owner. A broken report
+never stops the others.
 """
 
 from __future__ import annotations
