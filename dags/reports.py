@@ -14,7 +14,8 @@ storage, the job of the old worker's `reports` queue.
   timeout into CSV (`COPY`), gzipped CSV or XLSX and archives the file.
 * **report.deliver**: email with the file attached (a link when it is too large; a chart shown
   inline), posts to allowed Slack channels and copies to object storage; each delivery is claimed
-  and marked sent, so a retry never sends it twice.
+  by the task's delivery worker and recorded by it after the send (retried until the warehouse
+  answers), so a retry never sends it twice (docs/delivery.md).
 * **cleanup_expired_files**: deletes files past their report's retention.
 
 Ad-hoc: `airflow dags trigger reports --conf '{"report_id": 7}'` (or `"report_name"`), or an inline
@@ -39,7 +40,10 @@ connection `warehouse_reader`), lacks a privilege or times out fails its *report
 without retries; the error is kept in `analytics_report_runs.error`. A missing or privileged
 reader connection fails the task at once, naming it (see docs/security.md). A failed delivery
 (email, Slack, object storage) stays in `analytics_report_deliveries` (status `failed`, with the
-error) and is retried by the task's retries and by the next runs. A broken report never stops the others.
+error) and is retried by the task's retries and by the next runs; one that failed for good, or
+whose worker died between the send and the record (an email or a Slack post: `unknown`, never
+sent twice), fails *report.deliver* without retries and is named in the run's error and told to
+the report's owner. A broken report never stops the others.
 """
 
 from __future__ import annotations
