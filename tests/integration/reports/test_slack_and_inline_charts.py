@@ -314,3 +314,20 @@ def test_each_audience_posts_only_its_own_file_to_its_own_channel(db, reports_en
         " JOIN analytics_report_runs r ON r.id = d.run_id ORDER BY r.audience"
     ).fetchall()
     assert rows == [("one", "#reports", "sent"), ("two", "#ops", "sent")]
+
+
+def test_a_channel_slack_does_not_know_fails_for_good_and_is_not_tried_again(db, reports_env, slack):
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from include.reports.run_delivery import DeliveryGaveUp
+
+    slack.missing_channels = {"C0REPORTS"}  # the bot was removed from it: Slack answers channel_not_found
+    run_id = _run(db, "lost channel", sql=REGION_SQL, format="csv", destinations=["slack:#reports"])
+    with pytest.raises(DeliveryGaveUp, match="channel_not_found"):
+        deliver_run(run_id, worker="test/deliver")
+    with pytest.raises(AirflowSkipException, match="is failed: nothing to deliver"):
+        deliver_run(run_id, worker="test/again")
+    assert len(slack.calls("files.completeUploadExternal")) == 1  # not tried again
+    status, error = db.execute("SELECT status, error FROM analytics_report_deliveries").fetchone()
+    assert status == "failed" and "failed for good" in error and "channel_not_found" in error
+    assert db.execute("SELECT status FROM analytics_report_runs").fetchone()[0] == "failed"
