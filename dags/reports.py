@@ -12,15 +12,18 @@ storage, the job of the old worker's `reports` queue.
   destinations), each generated and delivered on its own.
 * **report.generate** (one per run, `reports` pool): streams the query read-only with a statement
   timeout into CSV (`COPY`), gzipped CSV or XLSX and archives the file.
-* **report.deliver**: email with the file attached (a link when it is too large) and copies to
-  object storage; each delivery is claimed and marked sent, so a retry never sends it twice.
+* **report.deliver**: email with the file attached (a link when it is too large; a chart shown
+  inline), posts to allowed Slack channels and copies to object storage; each delivery is claimed
+  by the task's delivery worker and recorded by it after the send (retried until the warehouse
+  answers), so a retry never sends it twice (docs/delivery.md).
 * **check_deadlines**: a run of a report with a `deadline` not delivered by then (slot + deadline)
   is recorded in `analytics_report_runs.deadline_missed_at` and its owner told once through the
   alerts' notification outbox (sent by the `alerts` DAG).
 * **cleanup_expired_files**: deletes files past their report's retention.
 
 Ad-hoc: `airflow dags trigger reports --conf '{"report_id": 7}'` (or `"report_name"`), or an inline
-query: `--conf '{"sql": "SELECT ...", "format": "xlsx", "recipients": ["a@example.com"]}'`;
+query: `--conf '{"sql": "SELECT ...", "format": "xlsx", "recipients": ["a@example.com"]}'`, and
+`"slack_channels": ["slack:#reports"]` for channels of `REPORTS_ALLOWED_SLACK_CHANNELS`;
 the UI's trigger form shows the same fields.
 
 Reports have their own cron schedules and time zones; the DAG's schedule is how often they are
@@ -33,13 +36,17 @@ in `analytics_report_runs.data_note`. The events that caused a run are in its `t
 Every copy to object storage is an asset event through `report_files`.
 
 **When it fails**: an invalid trigger fails *validate_request* with a message naming the field (a
-destination outside `REPORTS_ALLOWED_DESTINATIONS` names the allowed ones; more recipients than the maximum
-are refused). A report whose SQL fails, is refused (it must be one read-only query, run on the
-reader connection `warehouse_reader`), lacks a privilege or times out fails its *report.generate*
-task without retries; the error is kept in `analytics_report_runs.error`. A missing or privileged
-reader connection fails the task at once, naming it (see docs/security.md). A
-failed delivery stays in `analytics_report_deliveries` (status `failed`, with the error) and is
-retried by the task's retries and by the next runs. A broken report never stops the others.
+destination outside `REPORTS_ALLOWED_DESTINATIONS`, or a Slack channel outside
+`REPORTS_ALLOWED_SLACK_CHANNELS`, names the allowed ones; more recipients than the maximum are
+refused). A report whose SQL fails, is refused (it must be one read-only query, run on the reader
+connection `warehouse_reader`), lacks a privilege or times out fails its *report.generate* task
+without retries; the error is kept in `analytics_report_runs.error`. A missing or privileged
+reader connection fails the task at once, naming it (see docs/security.md). A failed delivery
+(email, Slack, object storage) stays in `analytics_report_deliveries` (status `failed`, with the
+error) and is retried by the task's retries and by the next runs; one that failed for good, or
+whose worker died between the send and the record (an email or a Slack post: `unknown`, never
+sent twice), fails *report.deliver* without retries and is named in the run's error and told to
+the report's owner. A broken report never stops the others.
 """
 
 from __future__ import annotations
@@ -49,7 +56,10 @@ from airflow.sdk import AssetAlias, Param, task, task_group
 from include.categories import platform_dag
 from include.lineage.assets import RELATION_ALIASES, REPORT_FILES, clock_or_changes
 from include.reports.definitions import FORMATS
+from include.reports.destinations import channel_choices
 
+#: The trigger form offers the allowed Slack channels; the validation checks them again at run time.
+SLACK_CHOICES = channel_choices()
 PARAMS = {
     "report_id": Param(
         None,
@@ -105,6 +115,17 @@ PARAMS = {
         title="Object storage destination",
         description="Copy the file to an allowed destination: its name (exports, exports/q3) or a URL under it "
         "(the operator's REPORTS_ALLOWED_DESTINATIONS; anything else is refused, naming the choices).",
+    ),
+    "slack_channels": Param(
+        None,
+        type=["null", "array"],
+        items={"type": "string"},
+        # the operator's allowed channels (REPORTS_ALLOWED_SLACK_CHANNELS): a multi-select in the form
+        **({"examples": SLACK_CHOICES} if SLACK_CHOICES else {}),
+        title="Slack channels",
+        description="Post the report to these allowed Slack channels (slack:#channel; the operator's "
+        "REPORTS_ALLOWED_SLACK_CHANNELS; a stored report: replaces its Slack channels). A chart or a file "
+        "is uploaded on an API-token connection; an incoming webhook gets a link to the archived file.",
     ),
     "name": Param(
         None,

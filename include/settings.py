@@ -17,6 +17,8 @@ N = TypeVar("N", int, float)
 SMTP_CONN_ID = "smtp_default"
 SLACK_CONN_ID = "slack_alerts"
 WEBHOOK_CONN_ID = "alert_webhook"
+#: Slack connection reports post through (``REPORTS_SLACK_CONN_ID``; an allowed channel may name its own).
+REPORTS_SLACK_CONN_ID = "slack_reports"
 
 #: Most recipients one email may have (a report's ``recipients``, an alert email channel's ``to``):
 #: more are refused with an error naming the list; any number up to it is delivered.

@@ -43,9 +43,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: Seconds one send and the record of its outcome may take: no row is claimed closer to the deadline.
-SEND_RESERVE_SECONDS = 60.0
-
 
 @dataclass
 class DeliverySummary:
@@ -160,7 +157,7 @@ def _deliver_round(
     unrecorded: list[int] = []  # sent, outcome not written: never given back as unsent
     try:
         # One row per claim: a worker that dies mid-send leaves only the row it was sending in doubt.
-        while worker.may_claim(SEND_RESERVE_SECONDS):
+        while worker.may_claim():
             row = claims.claim(worker.id, seen)
             if row is None:
                 break

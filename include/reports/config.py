@@ -28,16 +28,19 @@ class ReportSettings:
     run_timeout_seconds: int
     #: Connection used to send report emails.
     smtp_conn_id: str
+    #: Slack connection of Slack destinations whose allowed channel names none (API token or webhook).
+    slack_conn_id: str
     #: Default connection for object storage destinations that name none.
     destination_conn_id: str | None
-    #: How long a claimed run or delivery stays claimed if its task dies without reporting back.
+    #: How long a run being generated stays claimed if its task dies without reporting back (deliveries: a
+    #: delivery worker, plugins/delivery/recording.py).
     claim_lease_seconds: int
     #: How many times a run is generated, and a delivery sent, before it is given up.
     max_attempts: int
 
     @classmethod
     def from_env(cls) -> ReportSettings:
-        from include.settings import SMTP_CONN_ID, env_number
+        from include.settings import REPORTS_SLACK_CONN_ID, SMTP_CONN_ID, env_number
 
         home = Path(os.environ.get("AIRFLOW_HOME") or Path.home() / "airflow")
         return cls(
@@ -50,6 +53,7 @@ class ReportSettings:
             file_timeout_seconds=env_number("REPORTS_FILE_TIMEOUT_SECONDS", 900, int),
             run_timeout_seconds=_run_timeout(),
             smtp_conn_id=os.environ.get("REPORTS_SMTP_CONN_ID") or SMTP_CONN_ID,
+            slack_conn_id=os.environ.get("REPORTS_SLACK_CONN_ID") or REPORTS_SLACK_CONN_ID,
             destination_conn_id=os.environ.get("REPORTS_DESTINATION_CONN_ID") or None,
             claim_lease_seconds=env_number("REPORTS_CLAIM_LEASE_SECONDS", 3600, int),
             max_attempts=env_number("REPORTS_MAX_ATTEMPTS", 5, int),

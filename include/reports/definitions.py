@@ -29,6 +29,7 @@ REQUEST_FIELDS = (
     "chart",
     "recipients",
     "destination",
+    "slack_channels",
     "name",
     "audience",
 )
@@ -38,7 +39,8 @@ _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
 
 @dataclass(frozen=True)
 class Destination:
-    """An object storage location a report is copied to (``s3://bucket/prefix``, ``file:///dir``)."""
+    """Where a report goes besides email: an object storage location it is copied to
+    (``s3://bucket/prefix``, ``file:///dir``) or a Slack channel it is posted to (``slack:#channel``)."""
 
     url: str
     conn_id: str | None = None
@@ -46,6 +48,10 @@ class Destination:
     @property
     def scheme(self) -> str:
         return urlsplit(self.url).scheme
+
+    @property
+    def is_slack(self) -> bool:
+        return self.scheme == "slack"
 
     def as_json(self) -> dict[str, Any]:
         return {"url": self.url, "conn_id": self.conn_id}
@@ -101,6 +107,8 @@ class ReportRequest:
     chart: ChartSpec | None = None
     recipients: tuple[str, ...] | None = None
     destination: Destination | None = None
+    #: Slack destinations (``slack:#channel``) of the trigger; a stored report's Slack channels are replaced
+    slack_channels: tuple[Destination, ...] | None = None
     name: str | None = None
     #: of a stored report with audiences: generate only this audience's file
     audience: str | None = None
@@ -124,15 +132,30 @@ class ReportRequest:
         else:
             if self.recipients is not None:
                 changes["recipients"] = self.recipients
-            if self.destination is not None:
-                changes["destinations"] = (self.destination,)
+            if self.destination is not None or self.slack_channels is not None:
+                changes["destinations"] = self._destinations(definition.destinations)
         return replace(definition, **changes)
+
+    def _destinations(self, current: Sequence[Destination]) -> tuple[Destination, ...]:
+        """``current`` with the trigger's object storage destination and Slack channels in place of its own."""
+        storage = [d for d in current if not d.is_slack]
+        slack = [d for d in current if d.is_slack]
+        return (
+            *((self.destination,) if self.destination is not None else storage),
+            *(self.slack_channels if self.slack_channels is not None else slack),
+        )
 
     def _audiences(self, definition: ReportDefinition) -> tuple[Audience, ...]:
         names = [a.name for a in definition.audiences]
+        elsewhere = {
+            "recipients": self.recipients,
+            "destination": self.destination,
+            "slack_channels": self.slack_channels,
+        }
+        given = [name for name, value in elsewhere.items() if value is not None]
         if self.audience is None:
-            if self.recipients is not None or self.destination is not None:
-                field_name = "recipients" if self.recipients is not None else "destination"
+            if given:
+                field_name = given[0]
                 raise InvalidReportError(
                     field_name,
                     f"the report sends to its audiences {names}; name one in 'audience' to send it elsewhere",
@@ -143,11 +166,9 @@ class ReportRequest:
             raise InvalidReportError(
                 "audience", f"report {definition.name!r} has no audience {self.audience!r}; its audiences: {names}"
             )
-        if self.recipients is not None:
-            chosen = replace(chosen, recipients=self.recipients, destinations=())
-        if self.destination is not None:
-            kept = chosen.recipients if self.recipients is not None else ()
-            chosen = replace(chosen, recipients=kept, destinations=(self.destination,))
+        if given:  # the audience's file goes to exactly what the trigger names
+            destinations = (*((self.destination,) if self.destination else ()), *(self.slack_channels or ()))
+            chosen = replace(chosen, recipients=self.recipients or (), destinations=destinations)
         return (chosen,)
 
     def inline_definition(self) -> ReportDefinition:
@@ -158,7 +179,7 @@ class ReportRequest:
             format=self.format or "csv",
             chart=self.chart,
             recipients=self.recipients or (),
-            destinations=(self.destination,) if self.destination else (),
+            destinations=(*((self.destination,) if self.destination else ()), *(self.slack_channels or ())),
             retention_days=7,
         )
 
@@ -246,7 +267,7 @@ def parse_destination(
     :mod:`include.reports.destinations`; ``allowed`` overrides it): anything else names the field and
     the allowed choices.
     """
-    from include.reports.destinations import DestinationNotAllowed, allowed_roots, resolve
+    from include.reports.destinations import DestinationNotAllowed, allowed_roots, is_slack, resolve
 
     conn_id = None
     if isinstance(value, Mapping):
@@ -262,6 +283,8 @@ def parse_destination(
             field, f"expected an object storage URL such as s3://bucket/prefix, got {value!r}", report=report
         )
     value = value.strip()
+    if is_slack(value):
+        return parse_slack_channel(value, conn_id, field=field, report=report)
     if "://" in value:
         parts = urlsplit(value)
         if not parts.scheme or parts.scheme in ("http", "https", "mailto"):
@@ -291,6 +314,34 @@ def parse_destination(
             report=report,
         )
     return Destination(url, conn_id)
+
+
+def parse_slack_channel(
+    value: Any, conn_id: str | None = None, *, field: str = "slack_channels", report: str | None = None
+) -> Destination:
+    """A Slack destination ``slack:#channel`` (or ``#channel``) on the operator's ``REPORTS_ALLOWED_SLACK_CHANNELS``."""
+    from include.reports.destinations import SLACK_PREFIX, DestinationNotAllowed, allowed_channels, resolve_channel
+
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidReportError(
+            field, f"expected a Slack channel such as slack:#reports, got {value!r}", report=report
+        )
+    try:
+        allowed = resolve_channel(value, conn_id, allowed_channels())
+    except (DestinationNotAllowed, ValueError) as error:
+        raise InvalidReportError(field, str(error), report=report) from None
+    return Destination(f"{SLACK_PREFIX}{allowed.channel}", allowed.conn_id)
+
+
+def _check_slack_channels(value: Any) -> tuple[Destination, ...] | None:
+    if value is None or value == []:
+        return None
+    if isinstance(value, str):
+        value = [part for part in re.split(r"[,;\s]+", value) if part]
+    if not isinstance(value, Sequence):
+        raise InvalidReportError("slack_channels", f"expected a list of Slack channels, got {type(value).__name__}")
+    channels = [parse_slack_channel(item) for item in value]
+    return tuple(dict.fromkeys(channels))
 
 
 def _has_filesystem(scheme: str) -> bool:
@@ -444,8 +495,9 @@ def parse_request(conf: Mapping[str, Any] | None) -> ReportRequest:
     """Validate a DAG run's Params (what ``--conf`` or the UI's trigger form sent, over the defaults) into a request.
 
     No report, no SQL: a scheduled run. ``report_id`` or ``report_name``: that stored report now,
-    with optional ``format``, ``chart``, ``recipients``, ``destination`` and ``parameters`` overrides.
-    ``sql``: an ad-hoc query with its own ``format``, ``chart``, ``recipients``, ``destination`` and ``name``.
+    with optional ``format``, ``chart``, ``recipients``, ``destination``, ``slack_channels`` and
+    ``parameters`` overrides. ``sql``: an ad-hoc query with its own ``format``, ``chart``,
+    ``recipients``, ``destination``, ``slack_channels`` and ``name``.
     The DAG's Params (all defaulting to empty) have already checked the types when the run was
     created; this checks what they cannot: unknown fields, combinations, addresses, URLs.
     """
@@ -476,6 +528,9 @@ def parse_request(conf: Mapping[str, Any] | None) -> ReportRequest:
     chart = parse_chart(values["chart"] or None)
     recipients = _check_recipients(values["recipients"]) if values["recipients"] is not None else None
     destination = parse_destination(values["destination"], field="destination") if values["destination"] else None
+    slack_channels = _check_slack_channels(values["slack_channels"])
+    if destination is not None and destination.is_slack:  # "slack:#x" in the destination field
+        slack_channels, destination = (*(slack_channels or ()), destination), None
     parameters = _check_parameters(values["parameters"])
     name = values["name"]
     if name is not None and not isinstance(name, str):
@@ -494,6 +549,7 @@ def parse_request(conf: Mapping[str, Any] | None) -> ReportRequest:
             chart=chart,
             recipients=recipients,
             destination=destination,
+            slack_channels=slack_channels,
             name=name,
         )
     if report_id is not None or report_name is not None:
@@ -506,9 +562,10 @@ def parse_request(conf: Mapping[str, Any] | None) -> ReportRequest:
             chart=chart,
             recipients=recipients,
             destination=destination,
+            slack_channels=slack_channels,
             audience=audience,
         )
-    given = [key for key in ("format", "chart", "recipients", "destination", "name") if values[key]]
+    given = [key for key in ("format", "chart", "recipients", "destination", "slack_channels", "name") if values[key]]
     if given or parameters:
         field_name = given[0] if given else "parameters"
         raise InvalidReportError(field_name, "needs report_id, report_name or sql to say which report to run")

@@ -9,6 +9,15 @@ A destination (of a stored report, or an ad-hoc trigger's ``destination``) is a 
 name with a sub-path (``exports/finance``), or a URL under a root (same scheme and bucket, the
 root's path or below it, no ``.``/``..`` segments); it is copied with the root's connection. A
 destination naming another connection, or outside every root, is refused with the allowed choices.
+
+Slack channels reports may post to are a second list, ``REPORTS_ALLOWED_SLACK_CHANNELS`` (JSON)::
+
+    ["#reports", {"channel": "#finance", "conn_id": "slack_finance_webhook"}]
+
+A Slack destination is ``slack:#channel`` (a report's ``destinations``, an ad-hoc trigger's
+``slack_channels``); it posts through the entry's connection, or ``REPORTS_SLACK_CONN_ID``
+(:mod:`include.reports.config`) when the entry names none. A channel not on the list is refused
+with the allowed ones.
 """
 
 from __future__ import annotations
@@ -22,6 +31,10 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 SETTING = "REPORTS_ALLOWED_DESTINATIONS"
+SLACK_SETTING = "REPORTS_ALLOWED_SLACK_CHANNELS"
+#: How a Slack destination is written: ``slack:#channel``.
+SLACK_PREFIX = "slack:"
+_CHANNEL = re.compile(r"^#[a-z0-9][a-z0-9_-]{0,79}$")
 _BAD_SEGMENT = re.compile(r"(?:^|/)(?:\.{1,2})?(?:/|$)")  # "", "." or ".." segments
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 
@@ -138,3 +151,90 @@ def check_local_target(target: str, allowed: Sequence[AllowedRoot]) -> None:
         if root.scheme == parts.scheme and (resolved == root_path or root_path in resolved.parents):
             return
     raise DestinationNotAllowed(f"{target!r} resolves to {resolved}, outside every allowed destination")
+
+
+# --------------------------------------------------------------------------- Slack channels
+
+
+@dataclass(frozen=True)
+class AllowedChannel:
+    """One Slack channel reports may post to, and its connection (``None``: ``REPORTS_SLACK_CONN_ID``)."""
+
+    channel: str  # "#name"
+    conn_id: str | None = None
+
+    def describe(self) -> str:
+        return f"{self.channel} (connection {self.conn_id})" if self.conn_id else self.channel
+
+
+def channel_name(value: str) -> str:
+    """``#name`` of ``slack:#name``, ``#name`` or ``name`` (lower case, as Slack names channels)."""
+    name = value.strip()
+    name = name[len(SLACK_PREFIX) :] if name.lower().startswith(SLACK_PREFIX) else name
+    name = name.strip().lower()
+    return name if name.startswith("#") else f"#{name}"
+
+
+def is_slack(value: str) -> bool:
+    """Whether a destination is a Slack channel (``slack:#channel``)."""
+    return value.strip().lower().startswith(SLACK_PREFIX)
+
+
+def parse_allowed_channels(raw: str | None) -> tuple[AllowedChannel, ...]:
+    """The channels of ``REPORTS_ALLOWED_SLACK_CHANNELS`` (empty when unset); a bad entry names the setting."""
+    if not raw or not raw.strip():
+        return ()
+    try:
+        entries = json.loads(raw)
+    except ValueError as error:
+        raise ValueError(f"setting {SLACK_SETTING} is not JSON: {error}") from None
+    if not isinstance(entries, list):
+        raise ValueError(f'setting {SLACK_SETTING}: expected a JSON list of channels such as ["#reports"]')
+    channels: list[AllowedChannel] = []
+    for index, entry in enumerate(entries):
+        if isinstance(entry, str):
+            entry = {"channel": entry}
+        if not isinstance(entry, dict) or set(entry) - {"channel", "conn_id"} or not entry.get("channel"):
+            raise ValueError(f"setting {SLACK_SETTING}[{index}]: expected '#channel' or {{'channel', 'conn_id'}}")
+        name = channel_name(str(entry["channel"]))
+        if not _CHANNEL.match(name):
+            raise ValueError(f"setting {SLACK_SETTING}[{index}]: {entry['channel']!r} is not a Slack channel name")
+        channels.append(AllowedChannel(name, entry.get("conn_id") or None))
+    names = [c.channel for c in channels]
+    if len(set(names)) != len(names):
+        raise ValueError(f"setting {SLACK_SETTING}: channels must be unique, got {names}")
+    return tuple(channels)
+
+
+def allowed_channels() -> tuple[AllowedChannel, ...]:
+    """The operator's Slack channels, read now from ``REPORTS_ALLOWED_SLACK_CHANNELS``."""
+    return parse_allowed_channels(os.environ.get(SLACK_SETTING))
+
+
+def channel_choices() -> list[str]:
+    """``slack:#channel`` of every allowed channel, for the trigger form (empty when the setting is bad)."""
+    try:
+        return [f"{SLACK_PREFIX}{c.channel}" for c in allowed_channels()]
+    except ValueError:  # validate_request names the bad setting; the form just offers nothing
+        return []
+
+
+def resolve_channel(value: str, conn_id: str | None, allowed: Sequence[AllowedChannel]) -> AllowedChannel:
+    """The allowed channel of destination ``value`` (``slack:#name``); a connection, if given, must be its own.
+
+    :raises DestinationNotAllowed: a channel not on the list (the message names it and the allowed ones).
+    """
+    name = channel_name(value)
+    found = next((c for c in allowed if c.channel == name), None)
+    if found is None:
+        if allowed:
+            listed = "allowed: " + ", ".join(c.describe() for c in allowed)
+        else:
+            listed = f"no Slack channel is allowed (an operator lists them in {SLACK_SETTING})"
+        raise DestinationNotAllowed(f"Slack channel {name!r} is not allowed; {listed}")
+    if conn_id and conn_id != found.conn_id:
+        raise DestinationNotAllowed(
+            f"Slack channel {name!r}: connection {conn_id!r} is not allowed there (it posts through "
+            f"{found.conn_id or 'REPORTS_SLACK_CONN_ID'})"
+        )
+    return found

@@ -55,6 +55,8 @@ class ExportResult:
     #: of ``seconds``: the statement (the query limit's part) and writing the file (the file limit's)
     query_seconds: float = 0.0
     file_seconds: float = 0.0
+    #: the chart's PNG beside the file (a report with a chart that is not a ``png``), for the email
+    chart_path: Path | None = None
 
 
 def bind_sql(conn: psycopg.Connection, sql: str, parameters: Mapping[str, Any] | None) -> str:
@@ -231,6 +233,8 @@ class QueryResult:
     chart_data: Any = None
     first_rows: tuple[list[str], list[tuple]] = ([], [])
     document: Any = None
+    #: also draw the chart's PNG beside the file (for the email of a report with a chart that is not a png)
+    chart_image: bool = False
 
     def write(self, path: Path, *, clock: RunClock | None = None) -> ExportResult:
         """Write the file at ``path`` (as ``.<name>.partial``, renamed when complete); the file limit counts."""
@@ -240,6 +244,7 @@ class QueryResult:
         partial = path.with_name(f".{path.name}.partial")
         try:
             rows = self._write(partial, clock.check_file if clock is not None else None)
+            chart_path = self._write_chart_image(path)
             if clock is not None:
                 clock.check_file(f"writing all {rows:,} rows")
             os.replace(partial, path)
@@ -257,7 +262,19 @@ class QueryResult:
             self.query_seconds + file_seconds,
             self.query_seconds,
             file_seconds,
+            chart_path,
         )
+
+    def _write_chart_image(self, path: Path) -> Path | None:
+        """The chart's PNG beside ``path`` when the report has a chart and is not itself the PNG."""
+        if not self.chart_image or self.chart is None or self.chart_data is None or self.format == "png":
+            return None
+        from include.reports.render import render_png
+        from include.reports.run_store import chart_image_name
+
+        image = path.with_name(chart_image_name(path.name))
+        render_png(self.chart, self.chart_data, image, title=self.document.title if self.document else "report")
+        return image
 
     def discard(self) -> None:
         """Remove the spool (the file was written, or will not be)."""
@@ -313,18 +330,21 @@ def run_query(
     title: str = "report",
     slot: datetime | None = None,
     clock: RunClock | None = None,
+    chart_image: bool = False,
 ) -> QueryResult:
     """Run ``sql`` (one read-only statement) and fetch what the ``format``'s file needs.
 
     Rows go to a spool file in ``scratch`` (never all into memory); ``png`` / ``pdf`` fetch the
     chart's aggregate and the first rows. A statement timeout becomes :class:`TimeLimitExceeded`
     naming the query limit (or the run limit, when that was shorter) when ``clock`` is given.
+    ``chart_image``: a report with a ``chart`` that is not a ``png`` also gets the chart's PNG
+    beside its file, for its email (a csv / csv.gz / xlsx fetches the chart's aggregate too).
     """
     started = time.perf_counter()
     statement = bind_sql(conn, sql, parameters)
     columns = describe_statement(conn, statement)
     scratch.mkdir(parents=True, exist_ok=True)
-    result = QueryResult(format=format, columns=columns, rows=0, query_seconds=0.0)
+    result = QueryResult(format=format, columns=columns, rows=0, query_seconds=0.0, chart_image=chart_image)
     try:
         if format in CHART_FORMATS:
             _fetch_chart(conn, statement, result, chart=chart, title=title, slot=slot)
@@ -339,6 +359,8 @@ def run_query(
             else:
                 with open(result.spool, "wb") as raw:
                     result.rows = copy_csv(conn, statement, raw.write, wait_timeout=wait_timeout)
+            if chart is not None and chart_image:  # a data report carrying a chart: its image, for the email
+                _fetch_chart_image(conn, statement, result, chart=chart, title=title, slot=slot)
     except BaseException as error:
         result.discard()
         limit = clock.query_timed_out(error) if clock is not None else None
@@ -374,6 +396,21 @@ def _fetch_chart(
     if result.format == "pdf" and chart.table_rows:
         result.first_rows = fetch_first_rows(conn, statement, chart.table_rows)
     result.document = Document(title=chart.title or title, slot=slot, generated_at=datetime.now(UTC))
+
+
+def _fetch_chart_image(
+    conn: psycopg.Connection,
+    statement: str,
+    result: QueryResult,
+    *,
+    chart: ChartSpec,
+    title: str,
+    slot: datetime | None,
+) -> None:
+    """The aggregate of the chart a csv / csv.gz / xlsx report carries (its rows stay the report's)."""
+    rows = result.rows
+    _fetch_chart(conn, statement, result, chart=chart, title=title, slot=slot)
+    result.rows = rows
 
 
 def export_query(
@@ -413,5 +450,6 @@ def export_run(reader: WarehouseReaderHook, run: Mapping[str, Any], path: Path, 
             title=run["report_name"],
             slot=run["slot"],
             clock=clock,
+            chart_image=bool(run["recipients"]),  # the chart is shown inline in the email
         )
     return fetched.write(path, clock=clock)

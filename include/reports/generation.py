@@ -126,6 +126,8 @@ def _export_and_publish(ctx: Services, run: Mapping[str, Any], worker: str) -> t
         result = export_run(ctx.reader, run, staging / file_name, clock)
         target = archive_path(settings.storage_url, settings.storage_conn_id, safe_name(name), run["slot"], file_name)
         location = publish(result.path, target, check=lambda: clock.check_run("publishing the file to the archive"))
+        if result.chart_path is not None:  # the chart of a report that is not a png: beside its file, for email
+            publish(result.chart_path, target.parent / result.chart_path.name)
     except CircuitOpenError:
         with ctx.hook.transaction() as conn:
             conn.execute(load_sql("reports/release_run.sql"), {"run_id": run_id, "worker": worker})

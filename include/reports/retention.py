@@ -23,6 +23,7 @@ def cleanup_expired(*, services: Services | None = None, now: datetime | None = 
     """Delete the files of runs past their report's retention (archive and object storage copies)
     and leftover local staging files. Each run is handled on its own: one failure does not stop the rest.
     """
+    from include.reports.run_store import chart_image_location
     from include.reports.storage import delete
 
     ctx = services or Services.create()
@@ -33,7 +34,9 @@ def cleanup_expired(*, services: Services | None = None, now: datetime | None = 
     failures = []
     for run in expired:
         try:
-            for location in [run["location"], *run["copies"]]:
+            chart = chart_image_location(run)
+            images = [chart] if chart and chart != run["location"] else []
+            for location in [run["location"], *images, *run["copies"]]:
                 if delete(location):
                     deleted += 1
         except Exception as error:

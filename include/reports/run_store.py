@@ -78,6 +78,25 @@ def run_file_name(run: Mapping[str, Any]) -> str:
     return f"{safe_name(run['report_name'])}{audience}_{slot:%Y%m%dT%H%M%SZ}_run{run['id']}.{run['format']}"
 
 
+#: Suffix of the chart image archived beside the file of a report that carries a chart but is not a ``png``.
+CHART_IMAGE_SUFFIX = ".chart.png"
+
+
+def chart_image_name(file_name: str) -> str:
+    """``<report>_<slot>_run<id>.chart.png``: the chart image archived beside ``file_name``."""
+    stem = file_name[: -len(".csv.gz")] if file_name.endswith(".csv.gz") else file_name.rsplit(".", 1)[0]
+    return stem + CHART_IMAGE_SUFFIX
+
+
+def chart_image_location(run: Mapping[str, Any]) -> str | None:
+    """Where the PNG of a generated run's chart is: its file (``png``), the image beside it, or ``None`` (no chart)."""
+    if not run.get("chart") or not run.get("location"):
+        return None
+    if run["format"] == "png":
+        return run["location"]
+    return run["location"].rsplit("/", 1)[0] + "/" + chart_image_name(run["location"].rsplit("/", 1)[1])
+
+
 def summary(run: Mapping[str, Any], **extra: Any) -> dict[str, Any]:
     """A run as a task returns it (the XCom)."""
     return {

@@ -46,12 +46,15 @@ def publish(
     ``check()`` is called before every block and may raise to stop (a run's time limit).
     """
     if is_local(target):
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.parent / f".{target.name}.partial"
+        # The temporary file is plain pathlib: through ObjectStoragePath, Airflow's lineage would
+        # report it as one of the task's outputs. The task reports the file it published.
+        final = Path(target.path)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        partial = final.with_name(f".{final.name}.partial")
         try:
             with source.open("rb") as src, partial.open("wb") as out:
                 _copy(src, out, check)
-            partial.rename(target)
+            partial.replace(final)
         except BaseException:
             partial.unlink(missing_ok=True)
             raise

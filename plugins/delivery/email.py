@@ -47,7 +47,12 @@ def build_mime(email: Email, sender: str) -> EmailMessage:
             raise MisconfiguredChannel(f"email {email.subject!r} has inline images but no HTML to show them")
         for image in email.inline_images:
             html_part.add_related(
-                image.data, maintype="image", subtype=image.subtype, cid=f"<{image.cid}>", filename=image.filename
+                image.data,
+                maintype="image",
+                subtype=image.subtype,
+                cid=f"<{image.cid}>",
+                filename=image.filename,
+                disposition="inline",  # shown in the HTML, not listed as an attachment
             )
     for attachment in email.attachments:
         maintype, subtype = (attachment.content_type or "application/octet-stream").split("/", 1)

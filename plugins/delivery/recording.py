@@ -52,6 +52,8 @@ HEARTBEAT_SECONDS = 5.0
 STALE_BEATS = 6
 #: A worker outside an Airflow task (the CLI) keeps trying to record for this long.
 DEFAULT_DEADLINE_SECONDS = 900.0
+#: Seconds one send and the record of its outcome may take: nothing is claimed closer to the deadline.
+SEND_RESERVE_SECONDS = 60.0
 #: Recording retries: first wait, and the longest.
 RECORD_RETRY_FIRST = 0.5
 RECORD_RETRY_MAX = 15.0
@@ -147,7 +149,7 @@ class DeliveryWorker:
     def seconds_left(self) -> float:
         return (self.deadline - datetime.now(UTC)).total_seconds()
 
-    def may_claim(self, reserve: float) -> bool:
+    def may_claim(self, reserve: float = SEND_RESERVE_SECONDS) -> bool:
         """Whether there is time left to send one more message and record its outcome."""
         return self.seconds_left() > reserve
 

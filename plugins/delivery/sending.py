@@ -86,19 +86,28 @@ def channel_of(message: Message) -> str:
 
 def deliver(conn_id: str, message: Message) -> Outcome:
     """Send ``message`` once through connection ``conn_id`` and say what became of it."""
-    from hooks.circuit_breaker import CircuitOpenError
-    from hooks.failures import classify
-
     channel, send = _SENDERS[type(message)]
     try:
         receipt = send(conn_id, message)
-    except CircuitOpenError as refused:
-        return Outcome(channel, "deferred", str(refused), retry_after=float(refused.retry_after))
     except Exception as error:
-        failure = classify(error)
-        log.warning("%s through %r: %s failure: %s", channel, conn_id, failure.kind, failure.reason)
-        return Outcome(channel, failure.kind, failure.reason, counted=failure.counts)
+        failed = outcome_of(channel, error)
+        log.warning("%s through %r: %s failure: %s", channel, conn_id, failed.status, failed.reason)
+        return failed
     outcome = Outcome(channel, "delivered", reference=receipt.reference, refused=dict(receipt.refused))
     if outcome.refused:
         log.warning("%s through %r: %s", channel, conn_id, outcome.problem)
     return outcome
+
+
+def outcome_of(channel: str, error: BaseException) -> Outcome:
+    """What a send of ``channel`` that raised ``error`` came to: deferred (open breaker), or the classifier's verdict.
+
+    Also for what a caller sends itself (a report's copy to object storage): one answer everywhere.
+    """
+    from hooks.circuit_breaker import CircuitOpenError
+    from hooks.failures import classify
+
+    if isinstance(error, CircuitOpenError):
+        return Outcome(channel, "deferred", str(error), retry_after=float(error.retry_after))
+    failure = classify(error)
+    return Outcome(channel, failure.kind, failure.reason, counted=failure.counts)

@@ -36,11 +36,6 @@ STATE_INTERVAL = 2.0
 #: dbt statuses by meaning (models report success/error, tests pass/warn/fail, freshness pass/warn/error).
 SUCCEEDED = frozenset({"success", "pass", "warn"})
 FAILED = frozenset({"error", "fail", "runtime error"})
-SKIPPED = frozenset({"skipped"})
-
-#: Why dbt did not run a node.
-CAUSE_UPSTREAM_FAILED = "upstream_failed"
-CAUSE_STALE_SOURCE = "stale_source"
 
 #: Airflow states in which the producer will not report anything more.
 PRODUCER_TERMINAL_STATES = frozenset({"success", "failed", "skipped", "upstream_failed", "removed"})
@@ -60,8 +55,6 @@ class NodeResult:
     lines: tuple[str, ...] = ()
     #: When the producer recorded it (epoch seconds).
     recorded_at: float = field(default_factory=time.time)
-    #: Why dbt did not run the node (``skipped`` only): :data:`CAUSE_UPSTREAM_FAILED` or :data:`CAUSE_STALE_SOURCE`.
-    cause: str | None = None
 
     @property
     def succeeded(self) -> bool:
@@ -84,7 +77,6 @@ class NodeResult:
             message=entry.get("message"),
             lines=tuple(entry.get("lines") or ()),
             recorded_at=float(entry.get("recorded_at") or 0.0),
-            cause=entry.get("cause"),
         )
 
 

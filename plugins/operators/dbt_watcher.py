@@ -71,7 +71,6 @@ class _NodeEvents:
         self.journal = journal
         self.results: dict[str, NodeResult] = {}
         self._lines: dict[str, list[str]] = {}
-        self._upstream_failed: set[str] = set()
         self._lock = threading.Lock()
         #: Off while dbt does not run nodes (``docs generate`` compiles every node and "finishes" it).
         self.recording = True
@@ -89,8 +88,6 @@ class _NodeEvents:
         with self._lock:
             if name != "NodeFinished":
                 self._lines.setdefault(unique_id, []).append(_ANSI.sub("", event.info.msg).strip())
-                if name in ("SkippingDetails", "LogSkipBecauseError"):
-                    self._upstream_failed.add(unique_id)
                 return
             run_result = event.data.run_result
             status = run_result.status or node.node_status
@@ -99,7 +96,6 @@ class _NodeEvents:
                 status=status,
                 message=_ANSI.sub("", run_result.message or "").strip() or None,
                 lines=tuple(self._lines.pop(unique_id, ())),
-                cause="upstream_failed" if unique_id in self._upstream_failed else None,
             )
             self.results[unique_id] = result
         self.journal.record(result)

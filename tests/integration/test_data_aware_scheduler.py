@@ -346,6 +346,7 @@ def test_openlineage_events_name_each_jobs_inputs_and_outputs_like_the_assets(ch
     }
     reports = _triggered_by(api, "reports", transform, f"{SHOP}.orders")
     assert datasets("reports.report.generate", reports["dag_run_id"], "inputs") == {f"{host}/{database}.{SHOP}.orders"}
+    # only the file it published: never the temporary file it was written as
     (archived,) = datasets("reports.report.generate", reports["dag_run_id"], "outputs")
     assert archived.startswith("file/") and "orders_on_change" in archived  # namespace "file", the path
     (published,) = datasets("reports.report.deliver", reports["dag_run_id"], "outputs")

@@ -171,6 +171,7 @@ def _report_verdict(db) -> bool:
 SMTP_CALLERS: dict[str, Callable] = {
     "alerts": lambda db, caplog: _alert_verdict(db, {"type": "email", "to": RECIPIENTS}),
     "failure notifier": lambda db, caplog: _notifier_verdict(caplog),
+    "reports": lambda db, caplog: _report_verdict(db),
 }
 
 
@@ -247,7 +248,7 @@ def test_one_breaker_per_mail_server_whoever_sends(db, monkeypatch, caplog):
     with ExitStack() as stack:
         host, port = stack.enter_context(smtp_server_with("421 at MAIL FROM"))
         _smtp_conn(monkeypatch, host, port)
-        for verdict in [*SMTP_CALLERS.values(), lambda db, caplog: _report_verdict(db)]:
+        for verdict in SMTP_CALLERS.values():
             verdict(db, caplog)
             clean_alert_tables(db)
     status = CircuitBreaker("external_api", f"smtp:{host}:{port}").status()

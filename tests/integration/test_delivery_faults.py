@@ -262,3 +262,171 @@ def test_a_worker_killed_between_send_and_record_leaves_unknown_with_its_reason_
     notices = [m for m in smtp_server.messages if m.recipients == ["owner@example.com"]]
     assert sorted(m.subject.split(" by ")[1].split(" ")[0] for m in notices) == ["email", "slack"]
     assert all("has an unknown outcome" in m.subject for m in notices)
+
+
+# --------------------------------------------------------------------------- reports
+
+RECIPIENTS = ["team@example.com"]
+OWNER = "report-owner@example.com"
+
+
+@pytest.fixture
+def report_run(warehouse, smtp_server, tmp_path, monkeypatch) -> dict:
+    """A generated report run on the fault cluster with an email and an object-storage delivery.
+
+    The run is planted (generating it is not under test): its file is in the archive, the
+    destination ``drops`` is allowed, the report's owner is an email address.
+    """
+    from psycopg.types.json import Jsonb
+
+    from tests.integration.reports.conftest import allow_destinations, insert_report
+    from tests.support.connections import smtp_connection
+
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    source = archive / "fault.csv"
+    source.write_text("id,amount\n1,1.25\n2,2.50\n")
+    destination = tmp_path / "drops" / "out"
+    monkeypatch.setenv("REPORTS_STORAGE_URL", archive.as_uri())
+    monkeypatch.setenv("REPORTS_STAGING_DIR", str(tmp_path / "staging"))
+    monkeypatch.delenv("REPORTS_ALLOWED_DESTINATIONS", raising=False)
+    allow_destinations(monkeypatch, {"name": "drops", "url": (tmp_path / "drops").as_uri()})
+    monkeypatch.setenv("DELIVERY_HEARTBEAT_SECONDS", str(HEARTBEAT))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_SMTP_DEFAULT",
+        smtp_connection(smtp_server.host, smtp_server.port, from_email="reports@platform.test", timeout=5),
+    )
+    with psycopg.connect(warehouse, autocommit=True) as conn:
+        report_id = insert_report(conn, name="fault", sql="SELECT 1", recipients=RECIPIENTS, owner=OWNER)
+        run_id = conn.execute(
+            """
+            INSERT INTO analytics_report_runs (report_id, report_name, trigger, slot, run_key, sql, format,
+                recipients, destinations, retention_days, statement_timeout_seconds, file_timeout_seconds,
+                run_timeout_seconds, max_attachment_bytes, status, rows, bytes, file_name, location, generated_at)
+            VALUES (%(report_id)s, 'fault', 'adhoc', now(), 'fault:1', 'SELECT 1', 'csv', %(recipients)s,
+                %(destinations)s, 30, 60, 60, 60, 1000000, 'generated', 2, %(bytes)s, 'fault.csv', %(location)s, now())
+            RETURNING id
+            """,
+            {
+                "report_id": report_id,
+                "recipients": RECIPIENTS,
+                "destinations": Jsonb([{"url": destination.as_uri(), "conn_id": None}]),
+                "bytes": source.stat().st_size,
+                "location": source.as_uri(),
+            },
+        ).fetchone()[0]
+    return {"id": run_id, "destination": destination, "source": source}
+
+
+def _report_deliveries(url: str) -> dict[str, dict]:
+    rows = _rows(url, "SELECT * FROM analytics_report_deliveries ORDER BY id")
+    return {r["channel"]: r for r in rows}
+
+
+def _files(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir()) if directory.exists() else []
+
+
+def test_a_warehouse_restart_between_send_and_record_loses_no_outcome_in_reports(
+    warehouse, cluster, smtp_server, report_run, monkeypatch
+):
+    """The mail server, and the copy to object storage, stop the warehouse once their send is done and
+    before it is recorded; it is back 2 s later. Each is delivered once and recorded ``sent`` by the
+    worker that sent it; a worker looking at the run the moment the warehouse is back settles nothing.
+    """
+    from delivery.recording import DeliveryWorker
+    from hooks.warehouse import WarehouseHook
+    from include.reports import run_delivery
+
+    settled_by_others: list[list] = []
+
+    def another_worker_looks() -> None:
+        with DeliveryWorker(WarehouseHook(), heartbeat_seconds=HEARTBEAT, label="other") as other:
+            settled_by_others.append(run_delivery.settle_interrupted(other, report_run["id"]))
+
+    def stop_the_warehouse(*_: object) -> None:
+        cluster.outage(OUTAGE_SECONDS, then=another_worker_looks)
+
+    copy = run_delivery.CHANNELS["object_storage"]
+
+    def copy_then_stop_the_warehouse(*args):
+        sent = copy(*args)
+        stop_the_warehouse()
+        return sent
+
+    monkeypatch.setitem(run_delivery.CHANNELS, "object_storage", copy_then_stop_the_warehouse)
+    smtp_server.before_answer = stop_the_warehouse
+    restarts = cluster.restarts
+
+    summary = run_delivery.deliver_run(report_run["id"], worker="reports")
+
+    assert cluster.restarts - restarts == 2
+    assert summary["sent"] == 2 and summary["status"] == "delivered", summary
+    rows = _report_deliveries(warehouse)
+    assert {c: (r["status"], r["attempts"]) for c, r in rows.items()} == {
+        "email": ("sent", 1),
+        "object_storage": ("sent", 1),
+    }
+    assert [m.recipients for m in smtp_server.messages] == [RECIPIENTS]
+    assert _files(report_run["destination"]) == ["fault.csv"]
+    assert settled_by_others == [[], []]  # the sending worker was alive each time
+
+
+REPORT_WORKER = """
+import os, signal, sys
+from include.reports import run_delivery
+
+if sys.argv[2] == "kill-after-copy":  # the copy is written, the process dies before recording it
+    copy = run_delivery.CHANNELS["object_storage"]
+
+    def copy_then_die(*args):
+        copy(*args)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    run_delivery.CHANNELS["object_storage"] = copy_then_die
+run_delivery.deliver_run(int(sys.argv[3]), worker=sys.argv[1])
+"""
+
+
+def test_a_report_worker_killed_between_send_and_record_leaves_unknown_or_copies_again(
+    warehouse, smtp_server, report_run
+):
+    """A worker is SIGKILLed by the mail server before it hears the answer; a second one dies after
+    writing the copy to object storage, before recording it.
+
+    Once they are gone (no heartbeat for six beats), the next delivery of the run settles it: the
+    email is ``unknown`` with the reason (not sent again), the run says so and the report's owner
+    is told once; the copy is made again (the same file, once at the destination) and ``sent``.
+    """
+    from include.reports.run_delivery import DeliveryGaveUp, deliver_run
+
+    smtp_server.before_answer = _kill_the_sender(warehouse, "analytics_report_deliveries", "channel", "email")
+    run_id = str(report_run["id"])
+    for name, fault in (("killed-mail", "-"), ("killed-copy", "kill-after-copy")):
+        worker = subprocess.Popen(
+            [sys.executable, "-c", REPORT_WORKER, name, fault, run_id], cwd=PROJECT_ROOT, env=os.environ.copy()
+        )
+        assert worker.wait(timeout=120) == -signal.SIGKILL
+    smtp_server.before_answer = None
+    sent = _report_deliveries(warehouse)
+    assert sent["email"]["status"] in ("sending", "unknown")  # the second worker may have settled it already
+    assert sent["object_storage"]["status"] == "sending"
+    assert _files(report_run["destination"]) == ["fault.csv"]
+
+    time.sleep(HEARTBEAT * 6 + 0.5)  # the killed workers' heartbeats are now too old
+    with pytest.raises(DeliveryGaveUp, match="unknown outcome"):
+        deliver_run(report_run["id"], worker="next")
+
+    rows = _report_deliveries(warehouse)
+    email = rows["email"]
+    assert email["status"] == "unknown" and email["owner_told_at"] is not None
+    assert email["error"].startswith("outcome unknown: worker killed-mail:")
+    assert "no heartbeat since" in email["error"] and "not sent again" in email["error"]
+    assert rows["object_storage"]["status"] == "sent"
+    assert _files(report_run["destination"]) == ["fault.csv"]
+    assert (report_run["destination"] / "fault.csv").read_bytes() == report_run["source"].read_bytes()
+    assert [m.recipients for m in smtp_server.messages if m.recipients != [OWNER]] == [RECIPIENTS]
+    [notice] = [m for m in smtp_server.messages if m.recipients == [OWNER]]
+    assert "delivery problem" in notice.subject and "outcome unknown" in notice.body()
+    [run] = _rows(warehouse, "SELECT status, error FROM analytics_report_runs")
+    assert run["status"] == "failed" and "email team@example.com: unknown: outcome unknown" in run["error"]

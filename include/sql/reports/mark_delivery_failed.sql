@@ -1,6 +1,6 @@
--- A failed attempt; %(give_up_at)s (the maximum number of attempts) marks a permanent failure
--- that is never tried again (NULL: tried again until the attempts run out).
+-- A failed attempt, by the worker that made it; %(give_up)s marks a permanent failure (or the last
+-- attempt), never tried again: its attempts are set to the maximum.
 UPDATE analytics_report_deliveries
-SET status = 'failed', error = %(error)s, claimed_by = NULL, claim_expires_at = NULL,
-    attempts = greatest(attempts, coalesce(%(give_up_at)s, 0))
-WHERE id = %(delivery_id)s AND status = 'sending'
+SET status = 'failed', error = %(error)s,
+    attempts = CASE WHEN %(give_up)s THEN greatest(attempts, %(max_attempts)s) ELSE attempts END
+WHERE id = %(delivery_id)s AND claimed_by = %(worker)s AND status = 'sending'

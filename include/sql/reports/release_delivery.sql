@@ -1,4 +1,4 @@
--- A refused attempt (circuit breaker open) gives the claim and the attempt back.
+-- A refused attempt (circuit breaker open), or a claim never sent, gives the claim and the attempt back.
 UPDATE analytics_report_deliveries
-SET status = 'pending', attempts = greatest(attempts - 1, 0), claimed_by = NULL, claim_expires_at = NULL
-WHERE id = %(delivery_id)s AND status = 'sending'
+SET status = 'pending', attempts = greatest(attempts - 1, 0), error = %(error)s
+WHERE id = %(delivery_id)s AND claimed_by = %(worker)s AND status = 'sending'

@@ -1,5 +1,5 @@
 -- Runs whose files are past the report's retention and not cleaned up yet.
-SELECT runs.id, runs.report_name, runs.location,
+SELECT runs.id, runs.report_name, runs.location, runs.format, runs.chart,
        coalesce(array_agg(d.location) FILTER (WHERE d.location IS NOT NULL), '{}') AS copies
 FROM analytics_report_runs AS runs
 LEFT JOIN analytics_report_deliveries AS d
