@@ -187,6 +187,58 @@ def test_an_api_token_connection_uploads_the_chart_once_also_when_the_task_is_re
     assert db.execute("SELECT status FROM analytics_report_runs").fetchone()[0] == "delivered"
 
 
+def test_the_deliver_task_retried_by_airflow_after_the_slack_post_does_not_post_again(
+    db, reports_env, slack, monkeypatch
+):
+    import threading
+    from datetime import timedelta
+
+    from tests.support.dags import get_dag
+    from tests.support.waiting import wait_until
+
+    smtp = reports_env["smtp"]
+    smtp.data_reply = "451 4.3.0 try again later"
+    insert_report(
+        db,
+        name="retried slack",
+        sql=REGION_SQL,
+        format="png",
+        chart=BAR_CHART,
+        recipients=["team@example.com"],
+        destinations=["slack:#reports", "slack:#ops"],
+    )
+    deliver = get_dag("reports").get_task("report.deliver")
+    monkeypatch.setattr(deliver, "retry_delay", timedelta(seconds=1))
+    monkeypatch.setattr(deliver, "retry_exponential_backoff", 0)
+
+    def accept_mail_after_the_first_failure() -> None:
+        wait_until(
+            lambda: db.execute("SELECT 1 FROM analytics_report_deliveries WHERE status = 'failed'").fetchone(),
+            what="the email to fail after the Slack posts",
+            timeout=120,
+        )
+        smtp.data_reply = None
+
+    watcher = threading.Thread(target=accept_mail_after_the_first_failure, daemon=True)
+    watcher.start()
+    try:
+        result = run_dag("reports", conf={"report_name": "retried slack"})
+    finally:
+        watcher.join(timeout=5)
+
+    assert result.state == "success", result.task_states
+    assert result.try_numbers["report.deliver[0]"] == 2
+    assert len(slack.calls("/upload/")) == 1 and len(slack.calls("files.completeUploadExternal")) == 1
+    assert len([r for r in slack.requests if r.path.startswith("/services/")]) == 1
+    assert len(smtp.messages) == 1
+    attempts = db.execute("SELECT channel, target, status, attempts FROM analytics_report_deliveries ORDER BY id")
+    assert attempts.fetchall() == [
+        ("email", "team@example.com", "sent", 2),
+        ("slack", "#reports", "sent", 1),
+        ("slack", "#ops", "sent", 1),
+    ]
+
+
 def test_a_webhook_connection_posts_a_link_to_the_archived_file(db, reports_env, slack):
     run_id = _run(db, "slack link", sql=REGION_SQL, format="csv", destinations=["slack:#ops"])
     deliver_run(run_id, worker="test/deliver")
@@ -262,3 +314,20 @@ def test_each_audience_posts_only_its_own_file_to_its_own_channel(db, reports_en
         " JOIN analytics_report_runs r ON r.id = d.run_id ORDER BY r.audience"
     ).fetchall()
     assert rows == [("one", "#reports", "sent"), ("two", "#ops", "sent")]
+
+
+def test_a_channel_slack_does_not_know_fails_for_good_and_is_not_tried_again(db, reports_env, slack):
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from include.reports.run_delivery import DeliveryGaveUp
+
+    slack.missing_channels = {"C0REPORTS"}  # the bot was removed from it: Slack answers channel_not_found
+    run_id = _run(db, "lost channel", sql=REGION_SQL, format="csv", destinations=["slack:#reports"])
+    with pytest.raises(DeliveryGaveUp, match="channel_not_found"):
+        deliver_run(run_id, worker="test/deliver")
+    with pytest.raises(AirflowSkipException, match="is failed: nothing to deliver"):
+        deliver_run(run_id, worker="test/again")
+    assert len(slack.calls("files.completeUploadExternal")) == 1  # not tried again
+    status, error = db.execute("SELECT status, error FROM analytics_report_deliveries").fetchone()
+    assert status == "failed" and "failed for good" in error and "channel_not_found" in error
+    assert db.execute("SELECT status FROM analytics_report_runs").fetchone()[0] == "failed"
