@@ -16,6 +16,9 @@ storage, the job of the old worker's `reports` queue.
   inline), posts to allowed Slack channels and copies to object storage; each delivery is claimed
   by the task's delivery worker and recorded by it after the send (retried until the warehouse
   answers), so a retry never sends it twice (docs/delivery.md).
+* **check_deadlines**: a run of a report with a `deadline` not delivered by then (slot + deadline)
+  is recorded in `analytics_report_runs.deadline_missed_at` and its owner told once through the
+  alerts' notification outbox (sent by the `alerts` DAG).
 * **cleanup_expired_files**: deletes files past their report's retention.
 
 Ad-hoc: `airflow dags trigger reports --conf '{"report_id": 7}'` (or `"report_name"`), or an inline
@@ -190,6 +193,13 @@ with platform_dag(
         generate(report_run) >> deliver(report_run)
 
     @task
+    def check_deadlines() -> dict:
+        """Record report runs not delivered by their deadline (once) and tell their owners."""
+        from include.reports.deadlines import check_deadlines as check
+
+        return check()
+
+    @task
     def cleanup_expired_files() -> dict:
         """Delete report files past their retention (archive and object storage copies)."""
         from include.reports.retention import cleanup_expired
@@ -200,4 +210,6 @@ with platform_dag(
     planned = plan_runs()
     validated >> planned
     validated >> cleanup_expired_files()
+    # Beside the reports, not after them: a slow or failing report never delays the check of the others.
+    planned >> check_deadlines()
     report.expand(report_run=planned)

@@ -49,7 +49,11 @@ def message_for(row: Mapping[str, Any]):
             text=payload.get("text"),
             html=payload.get("html"),
             message_id=f"<{key}@alerts.analytics-platform>",
-            headers={"X-Alert-Id": str(row["alert_id"]), "X-Alert-Event": str(row["kind"]), IDEMPOTENCY_HEADER: key},
+            headers={
+                **({"X-Alert-Id": str(row["alert_id"])} if row.get("alert_id") is not None else {}),
+                "X-Alert-Event": str(row["kind"]),
+                IDEMPOTENCY_HEADER: key,
+            },
         )
     if kind == "webhook":
         return WebhookPost(

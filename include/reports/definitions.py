@@ -90,6 +90,8 @@ class ReportDefinition:
     reads_changed_at: Mapping[str, str] = field(default_factory=dict)
     #: who receives one file each, with their own parameter values (include/reports/audiences.py)
     audiences: tuple[Audience, ...] = ()
+    #: seconds after its slot by which a scheduled run must be delivered (include/reports/deadlines.py)
+    deadline_seconds: int | None = None
 
 
 @dataclass(frozen=True)
@@ -405,8 +407,29 @@ def definition_from_row(row: Mapping[str, Any]) -> ReportDefinition:
         data_wait_limit_seconds=row.get("data_wait_limit_seconds"),
         reads=tuple(row.get("reads") or ()),
         reads_changed_at=dict(row.get("reads_changed_at") or {}),
+        deadline_seconds=_deadline(row.get("deadline"), report=name),
     )
     return validate_definition(definition, audiences=row.get("audiences"))
+
+
+def _deadline(value: Any, *, report: str) -> int | None:
+    from include.reports.deadlines import parse_deadline
+    from include.reports.planning import OPEN_RUN_MAX_AGE_DAYS
+
+    return parse_deadline(value, report=report, max_days=OPEN_RUN_MAX_AGE_DAYS)
+
+
+def _check_deadline(definition: ReportDefinition) -> None:
+    """A deadline is for scheduled runs, and needs an owner to tell when a run misses it."""
+    from include.reports.deadlines import check_deadline_owner
+
+    if definition.deadline_seconds is None:
+        return
+    if definition.schedule is None:
+        raise InvalidReportError(
+            "deadline", "a deadline counts from a run's slot: the report needs a schedule", report=definition.name
+        )
+    check_deadline_owner(definition.owner, report=definition.name)
 
 
 def _check_data_schedule(definition: ReportDefinition) -> None:
@@ -453,6 +476,7 @@ def validate_definition(definition: ReportDefinition, *, audiences: Any = None) 
     recipients = _check_recipients(definition.recipients, report=name)
     check_timezone(definition.timezone, report=name)
     _check_data_schedule(definition)
+    _check_deadline(definition)
     if definition.schedule not in (None, ON_CHANGE):
         check_schedule(definition.schedule, report=name)
     if not isinstance(definition.retention_days, int) or definition.retention_days < 1:

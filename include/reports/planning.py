@@ -273,6 +273,15 @@ def for_audience(definition: ReportDefinition, audience: Audience) -> ReportDefi
     )
 
 
+def _deadline_at(definition: ReportDefinition, trigger: str, slot: datetime) -> datetime | None:
+    """When a scheduled or on-change run must be delivered by (include/reports/deadlines.py); ad hoc: never."""
+    from datetime import timedelta
+
+    if definition.deadline_seconds is None or trigger not in ("scheduled", "change"):
+        return None
+    return slot + timedelta(seconds=definition.deadline_seconds)
+
+
 def _insert_run(
     conn,
     settings: ReportSettings,
@@ -303,6 +312,7 @@ def _insert_run(
         "triggered_by": Jsonb(triggered_by) if triggered_by is not None else None,
         "data_note": data_note,
         "audience": audience,
+        "deadline_at": _deadline_at(definition, trigger, slot),
     }
     inserted = one(conn, "insert_run", params)
     if inserted:

@@ -1,0 +1,97 @@
+"""Report delivery deadlines end to end: a run not delivered by its deadline is recorded once and its
+owner is told once, through the alerts' outbox and the real SMTP server."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from include.alerts.outbox import deliver_pending
+from tests.integration.reports.conftest import insert_report
+from tests.support.alerts import TEST_SETTINGS
+from tests.support.dags import run_dag
+
+
+class _RecordingStats:
+    """Airflow's stats client as the platform's metrics call it, keeping the counters it is given."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+
+    def incr(self, name, count=1, tags=None):
+        self.counts[name] = self.counts.get(name, 0) + count
+
+    def gauge(self, name, value, tags=None):
+        pass
+
+    def timing(self, name, value, tags=None):
+        pass
+
+
+@pytest.fixture
+def stats(monkeypatch) -> _RecordingStats:
+    from observability import metrics
+
+    recorder = _RecordingStats()
+    monkeypatch.setattr(metrics, "_stats", recorder)
+    return recorder
+
+
+def _hourly(db, name: str, sql: str, deadline: str, recipients: list[str]) -> int:
+    return insert_report(
+        db,
+        name=name,
+        sql=sql,
+        schedule="0 * * * *",
+        timezone="UTC",
+        recipients=recipients,
+        owner="owner@example.com",
+        deadline=deadline,
+        created_at=datetime.now(UTC) - timedelta(hours=1, minutes=5),
+    )
+
+
+def test_a_missed_deadline_is_recorded_and_tells_the_owner_once(db, reports_env, stats):
+    smtp = reports_env["smtp"]
+    missed_id = _hourly(
+        db, "hourly totals", "SELECT 1 / (count(*) - count(*)) AS boom FROM sales", "1m", ["team@example.com"]
+    )
+    on_time_id = _hourly(db, "hourly sales", "SELECT * FROM sales ORDER BY id", "6h", ["team@example.com"])
+
+    first = run_dag("reports")
+    second = run_dag("reports")  # the check runs again: nothing new to record or to tell
+
+    assert first.task_states["check_deadlines"] == "success" and second.task_states["check_deadlines"] == "success"
+    found = db.execute(
+        "SELECT report_id, status, deadline_at - slot, deadline_missed_at IS NOT NULL FROM analytics_report_runs"
+    ).fetchall()
+    runs = {row[0]: row[1:] for row in found}
+    assert runs[missed_id] == ("failed", timedelta(minutes=1), True)
+    assert runs[on_time_id] == ("delivered", timedelta(hours=6), False)
+    (missed_run,) = db.execute("SELECT id FROM analytics_report_runs WHERE report_id = %s", [missed_id]).fetchone()
+    outbox = db.execute(
+        "SELECT report_run_id, alert_id, kind, channel_type, channel ->> 'to', status"
+        " FROM analytics_alert_notifications"
+    ).fetchall()
+    assert outbox == [(missed_run, None, "report_deadline", "email", '["owner@example.com"]', "pending")]
+    # Counted once, by the state the run was in when the check found it (the check runs beside the
+    # reports, so before or after this one failed).
+    missed_counts = {k: v for k, v in stats.counts.items() if ".deadline_missed." in k}
+    ((counted, count),) = missed_counts.items()
+    state = counted.rsplit(".", 1)[1]
+    assert count == 1 and state in ("pending", "running", "failed"), missed_counts
+
+    # The alerts' outbox sends it through the delivery layer, once.
+    assert deliver_pending(settings=TEST_SETTINGS).delivered == 1
+    assert deliver_pending(settings=TEST_SETTINGS).delivered == 0
+    (notice,) = [m for m in smtp.messages if "owner@example.com" in m.recipients]
+    subject = " ".join(str(notice.message["Subject"]).split())
+    assert subject.startswith("Report 'hourly totals' missed its delivery deadline")
+    body = notice.message.get_body(preferencelist=("plain",)).get_content()
+    assert f"(run {missed_run}), was not delivered by its deadline" in body and "1 minutes after its slot" in body
+    assert ("it failed: " in body and "the query failed: division by zero" in body) == (state == "failed"), body
+    assert (f"it is {state}" in body) == (state != "failed"), body
+    assert db.execute("SELECT status FROM analytics_alert_notifications").fetchall() == [("delivered",)]
+    # The report that was delivered in time told nobody; its team got its file once.
+    assert len([m for m in smtp.messages if "team@example.com" in m.recipients]) == 1
