@@ -24,8 +24,8 @@ import psycopg
 import pytest
 
 from tests.support.alerts import TEST_SETTINGS, evaluate, make_alert
-from tests.support.connections import connection_json, point_channels_at
-from tests.support.servers import RecordingHTTPServer, SlackApiServer, free_port
+from tests.support.connections import connection_json, point_channels_at, point_report_slack_at
+from tests.support.servers import RecordedRequest, RecordingHTTPServer, SlackApiServer, free_port
 
 #: Beats of the delivering workers: gone after six missed beats (1.5 s).
 HEARTBEAT = 0.25
@@ -270,12 +270,41 @@ RECIPIENTS = ["team@example.com"]
 OWNER = "report-owner@example.com"
 
 
+#: Slack's calls that post a report: the upload's completion (the message is its comment), or a message.
+SLACK_POSTS = ("/api/files.completeUploadExternal", "/api/chat.postMessage")
+
+
 @pytest.fixture
-def report_run(warehouse, smtp_server, tmp_path, monkeypatch) -> dict:
-    """A generated report run on the fault cluster with an email and an object-storage delivery.
+def report_slack(monkeypatch) -> Iterator[SlackApiServer]:
+    """The Slack API server, ``#reports`` allowed through the API-token connection ``slack_reports`` to it."""
+    with SlackApiServer() as slack:
+        point_report_slack_at(monkeypatch, slack.url)
+        yield slack
+
+
+def _when_posted(action: Callable[[], None]) -> Callable[[RecordedRequest], None]:
+    """A Slack server's ``before_answer`` that runs ``action`` on the call that posts (not on the lookups before it)."""
+
+    def before_answer(request: RecordedRequest) -> None:
+        if request.path.split("?", 1)[0] in SLACK_POSTS:
+            action()
+
+    return before_answer
+
+
+def _slack_posts(slack: SlackApiServer) -> dict[str, int]:
+    """How often Slack was asked to upload the file, post it, and post a message."""
+    methods = ("/upload/", "files.completeUploadExternal", "chat.postMessage")
+    return {method: len(slack.calls(method)) for method in methods}
+
+
+@pytest.fixture
+def report_run(warehouse, smtp_server, report_slack, tmp_path, monkeypatch) -> dict:
+    """A generated report run on the fault cluster with an email, a Slack and an object-storage delivery.
 
     The run is planted (generating it is not under test): its file is in the archive, the
-    destination ``drops`` is allowed, the report's owner is an email address.
+    destination ``drops`` and the Slack channel ``#reports`` (an API token: the file is uploaded)
+    are allowed, the report's owner is an email address.
     """
     from psycopg.types.json import Jsonb
 
@@ -310,12 +339,15 @@ def report_run(warehouse, smtp_server, tmp_path, monkeypatch) -> dict:
             {
                 "report_id": report_id,
                 "recipients": RECIPIENTS,
-                "destinations": Jsonb([{"url": destination.as_uri(), "conn_id": None}]),
+                # Slack before the copy: a worker killed by Slack leaves the copy to the next one
+                "destinations": Jsonb(
+                    [{"url": "slack:#reports", "conn_id": None}, {"url": destination.as_uri(), "conn_id": None}]
+                ),
                 "bytes": source.stat().st_size,
                 "location": source.as_uri(),
             },
         ).fetchone()[0]
-    return {"id": run_id, "destination": destination, "source": source}
+    return {"id": run_id, "destination": destination, "source": source, "slack": report_slack}
 
 
 def _report_deliveries(url: str) -> dict[str, dict]:
@@ -330,9 +362,10 @@ def _files(directory: Path) -> list[str]:
 def test_a_warehouse_restart_between_send_and_record_loses_no_outcome_in_reports(
     warehouse, cluster, smtp_server, report_run, monkeypatch
 ):
-    """The mail server, and the copy to object storage, stop the warehouse once their send is done and
-    before it is recorded; it is back 2 s later. Each is delivered once and recorded ``sent`` by the
-    worker that sent it; a worker looking at the run the moment the warehouse is back settles nothing.
+    """The mail server, Slack (at the call that posts the uploaded file) and the copy to object storage
+    stop the warehouse once their send is done and before it is recorded; it is back 2 s later. Each
+    is delivered once and recorded ``sent`` by the worker that sent it; a worker looking at the run
+    the moment the warehouse is back settles nothing.
     """
     from delivery.recording import DeliveryWorker
     from hooks.warehouse import WarehouseHook
@@ -356,20 +389,25 @@ def test_a_warehouse_restart_between_send_and_record_loses_no_outcome_in_reports
 
     monkeypatch.setitem(run_delivery.CHANNELS, "object_storage", copy_then_stop_the_warehouse)
     smtp_server.before_answer = stop_the_warehouse
+    slack = report_run["slack"]
+    slack.before_answer = _when_posted(stop_the_warehouse)
     restarts = cluster.restarts
 
     summary = run_delivery.deliver_run(report_run["id"], worker="reports")
 
-    assert cluster.restarts - restarts == 2
-    assert summary["sent"] == 2 and summary["status"] == "delivered", summary
+    assert cluster.restarts - restarts == 3
+    assert summary["sent"] == 3 and summary["status"] == "delivered", summary
     rows = _report_deliveries(warehouse)
     assert {c: (r["status"], r["attempts"]) for c, r in rows.items()} == {
         "email": ("sent", 1),
+        "slack": ("sent", 1),
         "object_storage": ("sent", 1),
     }
     assert [m.recipients for m in smtp_server.messages] == [RECIPIENTS]
+    assert _slack_posts(slack) == {"/upload/": 1, "files.completeUploadExternal": 1, "chat.postMessage": 0}
+    assert rows["slack"]["message_id"] == "F0001"  # the uploaded file, as Slack named it
     assert _files(report_run["destination"]) == ["fault.csv"]
-    assert settled_by_others == [[], []]  # the sending worker was alive each time
+    assert settled_by_others == [[], [], []]  # the sending worker was alive each time
 
 
 REPORT_WORKER = """
@@ -391,26 +429,32 @@ run_delivery.deliver_run(int(sys.argv[3]), worker=sys.argv[1])
 def test_a_report_worker_killed_between_send_and_record_leaves_unknown_or_copies_again(
     warehouse, smtp_server, report_run
 ):
-    """A worker is SIGKILLed by the mail server before it hears the answer; a second one dies after
-    writing the copy to object storage, before recording it.
+    """A worker is SIGKILLed by the mail server before it hears the answer; a second one by Slack when
+    it posts the uploaded file, before it hears the answer; a third one dies after writing the copy
+    to object storage, before recording it.
 
     Once they are gone (no heartbeat for six beats), the next delivery of the run settles it: the
-    email is ``unknown`` with the reason (not sent again), the run says so and the report's owner
-    is told once; the copy is made again (the same file, once at the destination) and ``sent``.
+    email and the Slack post are ``unknown`` with the reason (not sent again), the run says so and
+    the report's owner is told once; the copy is made again (the same file, once at the
+    destination) and ``sent``.
     """
     from include.reports.run_delivery import DeliveryGaveUp, deliver_run
 
-    smtp_server.before_answer = _kill_the_sender(warehouse, "analytics_report_deliveries", "channel", "email")
+    table, slack = "analytics_report_deliveries", report_run["slack"]
+    smtp_server.before_answer = _kill_the_sender(warehouse, table, "channel", "email")
+    slack.before_answer = _when_posted(_kill_the_sender(warehouse, table, "channel", "slack"))
     run_id = str(report_run["id"])
-    for name, fault in (("killed-mail", "-"), ("killed-copy", "kill-after-copy")):
+    for name, fault in (("killed-mail", "-"), ("killed-slack", "-"), ("killed-copy", "kill-after-copy")):
         worker = subprocess.Popen(
             [sys.executable, "-c", REPORT_WORKER, name, fault, run_id], cwd=PROJECT_ROOT, env=os.environ.copy()
         )
         assert worker.wait(timeout=120) == -signal.SIGKILL
-    smtp_server.before_answer = None
+    smtp_server.before_answer = slack.before_answer = None
     sent = _report_deliveries(warehouse)
-    assert sent["email"]["status"] in ("sending", "unknown")  # the second worker may have settled it already
+    for channel in ("email", "slack"):  # a later worker may have settled it already
+        assert sent[channel]["status"] in ("sending", "unknown"), channel
     assert sent["object_storage"]["status"] == "sending"
+    assert _slack_posts(slack) == {"/upload/": 1, "files.completeUploadExternal": 1, "chat.postMessage": 0}
     assert _files(report_run["destination"]) == ["fault.csv"]
 
     time.sleep(HEARTBEAT * 6 + 0.5)  # the killed workers' heartbeats are now too old
@@ -418,15 +462,22 @@ def test_a_report_worker_killed_between_send_and_record_leaves_unknown_or_copies
         deliver_run(report_run["id"], worker="next")
 
     rows = _report_deliveries(warehouse)
-    email = rows["email"]
-    assert email["status"] == "unknown" and email["owner_told_at"] is not None
-    assert email["error"].startswith("outcome unknown: worker killed-mail:")
-    assert "no heartbeat since" in email["error"] and "not sent again" in email["error"]
+    for channel, worker in (("email", "killed-mail"), ("slack", "killed-slack")):
+        delivery = rows[channel]
+        assert delivery["status"] == "unknown" and delivery["owner_told_at"] is not None, channel
+        assert delivery["error"].startswith(f"outcome unknown: worker {worker}:")
+        assert " claimed it at " in delivery["error"] and "no heartbeat since" in delivery["error"]
+        assert "not sent again" in delivery["error"]
+    assert _slack_posts(slack) == {"/upload/": 1, "files.completeUploadExternal": 1, "chat.postMessage": 0}
     assert rows["object_storage"]["status"] == "sent"
     assert _files(report_run["destination"]) == ["fault.csv"]
     assert (report_run["destination"] / "fault.csv").read_bytes() == report_run["source"].read_bytes()
     assert [m.recipients for m in smtp_server.messages if m.recipients != [OWNER]] == [RECIPIENTS]
     [notice] = [m for m in smtp_server.messages if m.recipients == [OWNER]]
-    assert "delivery problem" in notice.subject and "outcome unknown" in notice.body()
+    assert "2 delivery problem" in notice.subject
+    assert "- email team@example.com: unknown: outcome unknown" in notice.body()
+    assert "- slack #reports: unknown: outcome unknown" in notice.body()
     [run] = _rows(warehouse, "SELECT status, error FROM analytics_report_runs")
-    assert run["status"] == "failed" and "email team@example.com: unknown: outcome unknown" in run["error"]
+    assert run["status"] == "failed"
+    assert "email team@example.com: unknown: outcome unknown" in run["error"]
+    assert "slack #reports: unknown: outcome unknown" in run["error"]

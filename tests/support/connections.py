@@ -46,3 +46,25 @@ def point_channels_at(
     monkeypatch.setenv(
         "AIRFLOW_CONN_ALERT_WEBHOOK", connection_json(conn_type="http", host=f"{http_url}{webhook_path}", extra=webhook)
     )
+
+
+def point_report_slack_at(monkeypatch: pytest.MonkeyPatch, slack_url: str) -> None:
+    """Report Slack deliveries aimed at a local Slack server (``tests.support.servers.SlackApiServer``).
+
+    ``slack_reports`` (the default ``REPORTS_SLACK_CONN_ID``) is an API-token connection to it and
+    ``slack_ops_webhook`` an incoming webhook on it; ``#reports`` (through ``slack_reports``) and
+    ``#ops`` (through ``slack_ops_webhook``) are the allowed channels.
+    """
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_SLACK_REPORTS",
+        connection_json(conn_type="slack", password="xoxb-test", extra={"base_url": f"{slack_url}/api/"}),
+    )
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_SLACK_OPS_WEBHOOK",
+        connection_json(conn_type="slackwebhook", host=f"{slack_url}/services", password="T000/B000/XXXX"),
+    )
+    monkeypatch.delenv("REPORTS_SLACK_CONN_ID", raising=False)
+    monkeypatch.setenv(
+        "REPORTS_ALLOWED_SLACK_CHANNELS",
+        json.dumps(["#reports", {"channel": "#ops", "conn_id": "slack_ops_webhook"}]),
+    )

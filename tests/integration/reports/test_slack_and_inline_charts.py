@@ -21,7 +21,7 @@ from include.reports.planning import plan_runs
 from include.reports.run_delivery import deliver_run
 from tests.integration.reports.conftest import insert_report
 from tests.integration.reports.test_chart_reports import LINE_CHART, TWO_MONTHS_SQL
-from tests.support.connections import connection_json
+from tests.support.connections import point_report_slack_at
 from tests.support.dags import run_dag
 from tests.support.servers import SlackApiServer
 
@@ -34,19 +34,7 @@ def slack(monkeypatch) -> Iterator[SlackApiServer]:
     """The Slack API server; ``slack_reports`` an API-token connection to it, ``#reports`` and ``#ops`` allowed
     (``#ops`` through the incoming-webhook connection ``slack_ops_webhook``)."""
     with SlackApiServer() as server:
-        monkeypatch.setenv(
-            "AIRFLOW_CONN_SLACK_REPORTS",
-            connection_json(conn_type="slack", password="xoxb-test", extra={"base_url": f"{server.url}/api/"}),
-        )
-        monkeypatch.setenv(
-            "AIRFLOW_CONN_SLACK_OPS_WEBHOOK",
-            connection_json(conn_type="slackwebhook", host=f"{server.url}/services", password="T000/B000/XXXX"),
-        )
-        monkeypatch.delenv("REPORTS_SLACK_CONN_ID", raising=False)
-        monkeypatch.setenv(
-            "REPORTS_ALLOWED_SLACK_CHANNELS",
-            json.dumps(["#reports", {"channel": "#ops", "conn_id": "slack_ops_webhook"}]),
-        )
+        point_report_slack_at(monkeypatch, server.url)
         yield server
 
 
