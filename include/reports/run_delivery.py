@@ -15,8 +15,8 @@ The same mechanism as the alerts' outbox (:mod:`include.alerts.outbox`):
   for good at once; a send refused by an open breaker goes back to ``pending``, uncounted.
 * **Settle**: a row left ``sending`` by a worker that is gone (killed between the send and the
   record, or past its deadline) has an unknown outcome. An object-storage copy is made again (the
-  copy replaces the same file: idempotent); an email becomes ``unknown`` with the reason and is
-  never sent twice.
+  copy replaces the same file: idempotent); an email or a Slack post becomes ``unknown`` with the
+  reason and is never sent twice.
 
 A delivery that failed for good or has an unknown outcome is said on its row and on the run's
 ``error``, fails the task (without retries), and is told once to the report's owner when the owner

@@ -1,7 +1,7 @@
 -- Deliveries of run %(run_id)s left 'sending' by a delivery worker that is gone (killed, or past
 -- its deadline without recording; analytics_delivery_worker_status): whether they arrived is
 -- unknown. Channels in %(resend)s are sent again (an object-storage copy replaces the same file
--- with the same bytes); the others (email) become 'unknown' with the reason, never sent twice.
+-- with the same bytes); the others (email, Slack) become 'unknown' with the reason, never sent twice.
 WITH gone AS (
     SELECT d.id,
            coalesce(w.gone_reason, 'it is not a registered delivery worker') AS why
