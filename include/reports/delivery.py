@@ -182,7 +182,11 @@ def copy_to_destination(
 
 
 def chart_png(run: Mapping[str, Any]) -> bytes | None:
-    """The PNG of a run's chart (its file for ``png``, else the image archived beside it); ``None`` without a chart."""
+    """The PNG of a run's chart (its file for ``png``, else the image archived beside it) to show in its email.
+
+    ``None`` without a chart, when the image is missing, or when it is above the run's attachment
+    limit (a ``png`` report too large is then linked like any file).
+    """
     from include.reports.run_store import chart_image_location
     from include.reports.storage import storage_path
 
@@ -192,6 +196,9 @@ def chart_png(run: Mapping[str, Any]) -> bytes | None:
     image = storage_path(location)
     if not image.exists():  # generated before charts were drawn beside their files: the email goes without
         log.warning("report run %s: no chart image at %s; the email goes out without it", run["id"], location)
+        return None
+    if image.stat().st_size > run["max_attachment_bytes"]:
+        log.info("report run %s: the chart image is above the attachment limit; not shown inline", run["id"])
         return None
     with image.open("rb") as data:
         return data.read()

@@ -113,6 +113,23 @@ def test_without_email_recipients_no_chart_image_is_drawn_beside_the_file(db, re
     assert [p.name for p in Path(location[7:]).parent.iterdir()] == [location.rsplit("/", 1)[1]]
 
 
+def test_a_png_above_the_attachment_limit_is_linked_not_shown_inline(db, reports_env):
+    run_id = _run(
+        db,
+        "big png",
+        sql=REGION_SQL,
+        format="png",
+        chart=BAR_CHART,
+        recipients=["team@example.com"],
+        max_attachment_bytes=1000,
+    )
+    deliver_run(run_id, worker="test/deliver")
+    (mail,) = reports_env["smtp"].messages
+    assert mail.inline_images() == {} and _attached(mail) == {}
+    location = db.execute("SELECT location FROM analytics_report_runs").fetchone()[0]
+    assert "larger than the attachment limit" in mail.body("html") and f'href="{location}"' in mail.body("html")
+
+
 def test_a_pdf_whose_chart_image_is_gone_is_still_emailed_without_it(db, reports_env):
     from include.reports.run_store import chart_image_location
 
