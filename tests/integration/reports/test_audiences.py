@@ -85,6 +85,7 @@ def test_one_slot_sends_each_audience_only_its_rows_once(db, reports_env, tmp_pa
     assert len(smtp.messages) == 2
     (zero_mail,) = _mails_to(smtp, "zero@example.com")
     assert zero_mail.recipients == ["zero@example.com"]
+    assert str(zero_mail.message["Subject"]).startswith("Report sales by bucket for zero (")
     name, rows = _attached_rows(zero_mail)
     assert name == runs["zero"][6] and "_zero_" in name
     assert rows == sales_csv(db, "id % 3 = 0") and len(rows) > 1
