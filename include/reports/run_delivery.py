@@ -395,7 +395,7 @@ def _send_email(run: Mapping[str, Any], delivery: Mapping[str, Any], settings: R
         report_name=run["report_name"],
         slot_text=f"{slot:%Y-%m-%d %H:%M} UTC",
         recipients=tuple(run["recipients"]),
-        subject=run["email_subject"] or f"Report {run['report_name']} ({slot:%Y-%m-%d %H:%M} UTC)",
+        subject=run["email_subject"] or f"Report {run['report_name']}{_audience(run)} ({slot:%Y-%m-%d %H:%M} UTC)",
         file_name=run["file_name"],
         rows=run["rows"] or 0,
         bytes=run["bytes"] or 0,
@@ -427,3 +427,8 @@ CHANNELS: dict[str, Callable[[Mapping[str, Any], Mapping[str, Any], ReportSettin
     "object_storage": _copy_to_storage,
     "slack": _post_to_slack,
 }
+
+
+def _audience(run: Mapping[str, Any]) -> str:
+    """`` for <audience>`` in the subject of an audience's email (include/reports/audiences.py)."""
+    return f" for {run['audience']}" if run.get("audience") else ""

@@ -58,9 +58,24 @@ def test_one_slot_sends_each_audience_only_its_rows_once(db, reports_env, tmp_pa
         ],
     )
 
+    misspelt_id = insert_report(
+        db,
+        name="misspelt audience",
+        sql=SQL,
+        schedule="0 * * * *",
+        audiences=[{"name": "zero", "recipients": ["zero@example.com"], "params": {"buckt": 0}}],
+        created_at=datetime.now(UTC) - timedelta(hours=1, minutes=5),
+    )
+
     result = run_dag("reports")
 
     assert result.state == "success", result.task_states
+    # A stored report whose audience is invalid is one failed run naming the field; it sends nothing.
+    ((trigger, status, error),) = db.execute(
+        "SELECT trigger, status, error FROM analytics_report_runs WHERE report_id = %s", [misspelt_id]
+    ).fetchall()
+    assert (trigger, status) == ("invalid", "failed")
+    assert "field 'audiences[0].params.buckt': the report's SQL has no %(buckt)s placeholder" in error
     runs = _audience_runs(db, report_id)
     assert sorted(runs) == ["one", "two", "zero"]
     slots = {run[2] for run in runs.values()}
@@ -70,6 +85,7 @@ def test_one_slot_sends_each_audience_only_its_rows_once(db, reports_env, tmp_pa
     assert len(smtp.messages) == 2
     (zero_mail,) = _mails_to(smtp, "zero@example.com")
     assert zero_mail.recipients == ["zero@example.com"]
+    assert str(zero_mail.message["Subject"]).startswith("Report sales by bucket for zero (")
     name, rows = _attached_rows(zero_mail)
     assert name == runs["zero"][6] and "_zero_" in name
     assert rows == sales_csv(db, "id % 3 = 0") and len(rows) > 1
@@ -85,6 +101,7 @@ def test_one_slot_sends_each_audience_only_its_rows_once(db, reports_env, tmp_pa
     again = run_dag("reports")
     assert again.state == "success", again.task_states
     assert len(_audience_runs(db, report_id)) == 3 and len(smtp.messages) == 2
+    assert db.execute("SELECT count(*) FROM analytics_report_runs").fetchone()[0] == 4
 
 
 def test_a_failing_audience_is_retried_alone(db, reports_env):

@@ -95,3 +95,42 @@ def test_a_missed_deadline_is_recorded_and_tells_the_owner_once(db, reports_env,
     assert db.execute("SELECT status FROM analytics_alert_notifications").fetchall() == [("delivered",)]
     # The report that was delivered in time told nobody; its team got its file once.
     assert len([m for m in smtp.messages if "team@example.com" in m.recipients]) == 1
+
+
+def test_a_slack_owner_is_told_once_in_slack(db, reports_env, http_server, monkeypatch):
+    """The check twice (called directly), then the outbox twice: one Slack message to the owner's channel."""
+    from include.reports.deadlines import check_deadlines
+    from include.reports.definitions import parse_request
+    from include.reports.planning import plan_runs
+    from tests.support.connections import connection_json
+
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_SLACK_ALERTS",
+        connection_json(conn_type="slackwebhook", host=f"{http_server.url}/slack", password="T000/B000/XXXX"),
+    )
+    report_id = insert_report(
+        db,
+        name="hourly queue",
+        sql="SELECT * FROM sales",
+        schedule="0 * * * *",
+        recipients=["team@example.com"],
+        owner="slack:#sales-ops",
+        deadline="1m",
+        created_at=datetime.now(UTC) - timedelta(hours=1, minutes=5),
+    )
+    (run_id,) = plan_runs(parse_request({}), dag_run_id="scheduled__deadline")  # planned, never generated
+
+    assert check_deadlines() == {"missed": [run_id], "owner_not_told": []}
+    assert check_deadlines() == {"missed": [], "owner_not_told": []}
+    assert deliver_pending(settings=TEST_SETTINGS).delivered == 1
+    assert deliver_pending(settings=TEST_SETTINGS).delivered == 0
+
+    (post,) = [r for r in http_server.requests if r.path.startswith("/slack")]
+    text = post.json()["text"]
+    assert text.startswith(":alarm_clock: Report 'hourly queue' missed its delivery deadline")
+    assert f"(run {run_id})" in text and "it is pending" in text
+    missed = db.execute(
+        "SELECT deadline_missed_at IS NOT NULL FROM analytics_report_runs WHERE report_id = %s", [report_id]
+    ).fetchone()
+    assert missed == (True,)
+    assert reports_env["smtp"].messages == []  # the report's own email was never sent: it was not generated
