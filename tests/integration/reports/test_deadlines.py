@@ -5,37 +5,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import pytest
-
 from include.alerts.outbox import deliver_pending
 from tests.integration.reports.conftest import insert_report
 from tests.support.alerts import TEST_SETTINGS
 from tests.support.dags import run_dag
-
-
-class _RecordingStats:
-    """Airflow's stats client as the platform's metrics call it, keeping the counters it is given."""
-
-    def __init__(self) -> None:
-        self.counts: dict[str, int] = {}
-
-    def incr(self, name, count=1, tags=None):
-        self.counts[name] = self.counts.get(name, 0) + count
-
-    def gauge(self, name, value, tags=None):
-        pass
-
-    def timing(self, name, value, tags=None):
-        pass
-
-
-@pytest.fixture
-def stats(monkeypatch) -> _RecordingStats:
-    from observability import metrics
-
-    recorder = _RecordingStats()
-    monkeypatch.setattr(metrics, "_stats", recorder)
-    return recorder
+from tests.support.waiting import wait_until
 
 
 def _hourly(db, name: str, sql: str, deadline: str, recipients: list[str]) -> int:
@@ -52,7 +26,7 @@ def _hourly(db, name: str, sql: str, deadline: str, recipients: list[str]) -> in
     )
 
 
-def test_a_missed_deadline_is_recorded_and_tells_the_owner_once(db, reports_env, stats):
+def test_a_missed_deadline_is_recorded_and_tells_the_owner_once(db, reports_env, statsd):
     smtp = reports_env["smtp"]
     missed_id = _hourly(
         db, "hourly totals", "SELECT 1 / (count(*) - count(*)) AS boom FROM sales", "1m", ["team@example.com"]
@@ -75,12 +49,15 @@ def test_a_missed_deadline_is_recorded_and_tells_the_owner_once(db, reports_env,
         " FROM analytics_alert_notifications"
     ).fetchall()
     assert outbox == [(missed_run, None, "report_deadline", "email", '["owner@example.com"]', "pending")]
+
     # Counted once, by the state the run was in when the check found it (the check runs beside the
     # reports, so before or after this one failed).
-    missed_counts = {k: v for k, v in stats.counts.items() if ".deadline_missed." in k}
-    ((counted, count),) = missed_counts.items()
-    state = counted.rsplit(".", 1)[1]
-    assert count == 1 and state in ("pending", "running", "failed"), missed_counts
+    def missed_packets() -> list:
+        return [p for p in list(statsd.packets) if ".reports.deadline_missed." in p.name]
+
+    (packet,) = wait_until(missed_packets, what="the deadline_missed counter at the StatsD listener", timeout=5)
+    state = packet.name.rsplit(".", 1)[1]
+    assert (packet.packet_type, packet.value) == ("c", "1") and state in ("pending", "running", "failed"), packet
 
     # The alerts' outbox sends it through the delivery layer, once.
     assert deliver_pending(settings=TEST_SETTINGS).delivered == 1
