@@ -151,6 +151,14 @@ def send_report_email(email: ReportEmail, *, smtp_conn_id: str) -> Outcome:
     return deliver(smtp_conn_id, message)
 
 
+#: Where an owner looks to learn whether a delivery of unknown outcome went out, by channel.
+_HOW_TO_CHECK = {
+    "email": "for an email, ask the recipients (its Message-ID is fixed per delivery)",
+    "slack": "for a Slack post, look in the channel",
+    "object_storage": "for a copy, look at the destination",
+}
+
+
 def problem_email(run: Mapping[str, Any], owner: str, problems: list[Mapping[str, Any]]) -> Email:
     """The email telling a report's owner which deliveries of a run failed for good or have an unknown outcome."""
     from delivery.messages import Email
@@ -161,7 +169,9 @@ def problem_email(run: Mapping[str, Any], owner: str, problems: list[Mapping[str
     lines += [
         "",
         "These are not tried again. An unknown outcome means the worker sending it died before it could record "
-        "whether it went out: check with the recipients (the Message-ID is fixed per delivery).",
+        "whether it went out: "
+        + "; ".join(sorted({_HOW_TO_CHECK.get(d["channel"], _HOW_TO_CHECK["email"]) for d in problems}))
+        + ".",
     ]
     return Email(
         to=(owner,),

@@ -477,6 +477,7 @@ def test_a_report_worker_killed_between_send_and_record_leaves_unknown_or_copies
     assert "2 delivery problem" in notice.subject
     assert "- email team@example.com: unknown: outcome unknown" in notice.body()
     assert "- slack #reports: unknown: outcome unknown" in notice.body()
+    assert "ask the recipients" in notice.body() and "look in the channel" in notice.body()  # how to find out
     [run] = _rows(warehouse, "SELECT status, error FROM analytics_report_runs")
     assert run["status"] == "failed"
     assert "email team@example.com: unknown: outcome unknown" in run["error"]
