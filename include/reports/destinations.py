@@ -67,22 +67,37 @@ class AllowedRoot:
         return other.path == base or other.path.startswith(base + "/")
 
 
-def parse_allowed(raw: str | None) -> tuple[AllowedRoot, ...]:
-    """The roots of ``REPORTS_ALLOWED_DESTINATIONS`` (empty when unset); a bad entry names the setting."""
+def _setting_entries(
+    setting: str, raw: str | None, *, key: str, keys: set[str], expected: str
+) -> list[tuple[int, dict]]:
+    """(index, entry) of the JSON list in ``setting``: a bare string is ``{key: string}``; empty when unset.
+
+    A value that is not a JSON list, or an entry with other keys or without ``key``, is an error
+    naming the setting (and the entry's index) and what was ``expected``.
+    """
     if not raw or not raw.strip():
-        return ()
+        return []
     try:
         entries = json.loads(raw)
     except ValueError as error:
-        raise ValueError(f"setting {SETTING} is not JSON: {error}") from None
+        raise ValueError(f"setting {setting} is not JSON: {error}") from None
     if not isinstance(entries, list):
-        raise ValueError(f"setting {SETTING}: expected a JSON list of destinations")
-    roots: list[AllowedRoot] = []
+        raise ValueError(f"setting {setting}: expected a JSON list such as [{expected}]")
+    checked = []
     for index, entry in enumerate(entries):
         if isinstance(entry, str):
-            entry = {"url": entry}
-        if not isinstance(entry, dict) or set(entry) - {"name", "url", "conn_id"} or not entry.get("url"):
-            raise ValueError(f"setting {SETTING}[{index}]: expected {{'name', 'url', 'conn_id'}}, got {entry!r}")
+            entry = {key: entry}
+        if not isinstance(entry, dict) or set(entry) - keys or not entry.get(key):
+            raise ValueError(f"setting {setting}[{index}]: expected {expected}, got {entry!r}")
+        checked.append((index, entry))
+    return checked
+
+
+def parse_allowed(raw: str | None) -> tuple[AllowedRoot, ...]:
+    """The roots of ``REPORTS_ALLOWED_DESTINATIONS`` (empty when unset); a bad entry names the setting."""
+    roots: list[AllowedRoot] = []
+    expected = "{'name', 'url', 'conn_id'}"
+    for index, entry in _setting_entries(SETTING, raw, key="url", keys={"name", "url", "conn_id"}, expected=expected):
         url = str(entry["url"]).strip().rstrip("/")
         parts = urlsplit(url)
         if not parts.scheme or parts.username or (parts.scheme in ("file", "local") and parts.netloc):
@@ -182,20 +197,10 @@ def is_slack(value: str) -> bool:
 
 def parse_allowed_channels(raw: str | None) -> tuple[AllowedChannel, ...]:
     """The channels of ``REPORTS_ALLOWED_SLACK_CHANNELS`` (empty when unset); a bad entry names the setting."""
-    if not raw or not raw.strip():
-        return ()
-    try:
-        entries = json.loads(raw)
-    except ValueError as error:
-        raise ValueError(f"setting {SLACK_SETTING} is not JSON: {error}") from None
-    if not isinstance(entries, list):
-        raise ValueError(f'setting {SLACK_SETTING}: expected a JSON list of channels such as ["#reports"]')
     channels: list[AllowedChannel] = []
-    for index, entry in enumerate(entries):
-        if isinstance(entry, str):
-            entry = {"channel": entry}
-        if not isinstance(entry, dict) or set(entry) - {"channel", "conn_id"} or not entry.get("channel"):
-            raise ValueError(f"setting {SLACK_SETTING}[{index}]: expected '#channel' or {{'channel', 'conn_id'}}")
+    expected = "'#channel' or {'channel', 'conn_id'}"
+    entries = _setting_entries(SLACK_SETTING, raw, key="channel", keys={"channel", "conn_id"}, expected=expected)
+    for index, entry in entries:
         name = channel_name(str(entry["channel"]))
         if not _CHANNEL.match(name):
             raise ValueError(f"setting {SLACK_SETTING}[{index}]: {entry['channel']!r} is not a Slack channel name")
