@@ -47,9 +47,22 @@ def fresh_dag(dag_id: str):
     return DagBag(dag_folder=get_dag(dag_id).fileloc).dags[dag_id]
 
 
-def run_dag(dag_id: str, conf: dict[str, Any] | None = None, **test_kwargs: Any) -> DagRunResult:
-    """``dag.test()`` (which serializes the DAG first, as Airflow 3.3 needs) and collect task states."""
-    return run_dag_object(fresh_dag(dag_id), conf, **test_kwargs)
+def run_dag(
+    dag_id: str, conf: dict[str, Any] | None = None, *, quick_retries: tuple[str, ...] = (), **test_kwargs: Any
+) -> DagRunResult:
+    """``dag.test()`` (which serializes the DAG first, as Airflow 3.3 needs) and collect task states.
+
+    ``quick_retries``: tasks whose retries come after 1 s instead of their category's delay, for a
+    test that makes a task fail once and checks what its retry does.
+    """
+    from datetime import timedelta
+
+    dag = fresh_dag(dag_id)
+    for task_id in quick_retries:
+        task = dag.get_task(task_id)
+        task.retry_delay = timedelta(seconds=1)
+        task.retry_exponential_backoff = 0
+    return run_dag_object(dag, conf, **test_kwargs)
 
 
 def run_dag_object(dag, conf: dict[str, Any] | None = None, **test_kwargs: Any) -> DagRunResult:

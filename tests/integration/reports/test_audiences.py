@@ -129,7 +129,7 @@ def test_a_failing_audience_is_retried_alone(db, reports_env):
     watcher = threading.Thread(target=accept_after_the_first_failure, daemon=True)
     watcher.start()
     try:
-        result = run_dag("reports")
+        result = run_dag("reports", quick_retries=("report.deliver",))
     finally:
         watcher.join(timeout=5)
 

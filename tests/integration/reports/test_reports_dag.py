@@ -220,7 +220,6 @@ def test_invalid_conf_fails_the_first_task_naming_the_field(db, reports_env, cap
 
 def test_retried_delivery_sends_the_email_once(db, reports_env, s3_server, monkeypatch: pytest.MonkeyPatch):
     """The S3 upload fails after the email went out; the retry uploads but does not email again."""
-    from tests.support.dags import get_dag
 
     smtp = reports_env["smtp"]
     missing_bucket = f"created-later-{int(time.time())}"
@@ -232,9 +231,6 @@ def test_retried_delivery_sends_the_email_once(db, reports_env, s3_server, monke
         recipients=["team@example.com"],
         destinations=[f"s3://{S3_CONN_ID}@{missing_bucket}/out"],
     )
-    deliver = get_dag("reports").get_task("report.deliver")
-    monkeypatch.setattr(deliver, "retry_delay", timedelta(seconds=1))
-    monkeypatch.setattr(deliver, "retry_exponential_backoff", 0)
 
     def create_bucket_after_the_failure() -> None:
         wait_until(
@@ -247,7 +243,7 @@ def test_retried_delivery_sends_the_email_once(db, reports_env, s3_server, monke
     watcher = threading.Thread(target=create_bucket_after_the_failure, daemon=True)
     watcher.start()
     try:
-        result = run_dag("reports", conf={"report_name": "retried"})
+        result = run_dag("reports", conf={"report_name": "retried"}, quick_retries=("report.deliver",))
     finally:
         watcher.join(timeout=5)
 

@@ -192,13 +192,9 @@ def test_an_api_token_connection_uploads_the_chart_once_also_when_the_task_is_re
     assert db.execute("SELECT status FROM analytics_report_runs").fetchone()[0] == "delivered"
 
 
-def test_the_deliver_task_retried_by_airflow_after_the_slack_post_does_not_post_again(
-    db, reports_env, slack, monkeypatch
-):
+def test_the_deliver_task_retried_by_airflow_after_the_slack_post_does_not_post_again(db, reports_env, slack):
     import threading
-    from datetime import timedelta
 
-    from tests.support.dags import get_dag
     from tests.support.waiting import wait_until
 
     smtp = reports_env["smtp"]
@@ -212,9 +208,6 @@ def test_the_deliver_task_retried_by_airflow_after_the_slack_post_does_not_post_
         recipients=["team@example.com"],
         destinations=["slack:#reports", "slack:#ops"],
     )
-    deliver = get_dag("reports").get_task("report.deliver")
-    monkeypatch.setattr(deliver, "retry_delay", timedelta(seconds=1))
-    monkeypatch.setattr(deliver, "retry_exponential_backoff", 0)
 
     def accept_mail_after_the_first_failure() -> None:
         wait_until(
@@ -227,7 +220,7 @@ def test_the_deliver_task_retried_by_airflow_after_the_slack_post_does_not_post_
     watcher = threading.Thread(target=accept_mail_after_the_first_failure, daemon=True)
     watcher.start()
     try:
-        result = run_dag("reports", conf={"report_name": "retried slack"})
+        result = run_dag("reports", conf={"report_name": "retried slack"}, quick_retries=("report.deliver",))
     finally:
         watcher.join(timeout=5)
 
