@@ -1,8 +1,8 @@
 """
 ### Reports
 
-Generates the reports defined in `analytics_reports` and delivers them by email and to object
-storage, the job of the old worker's `reports` queue.
+Generates the reports defined in `analytics_reports` and delivers them by email, to Slack and to
+object storage, the job of the old worker's `reports` queue.
 
 * **validate_request**: checks the trigger's conf / form fields (ad-hoc runs) and names any bad field.
 * **plan_runs**: scheduled runs create one run per report whose cron slot fell due since its last
