@@ -227,6 +227,7 @@ def child(args: argparse.Namespace) -> None:
     """Run one measurement in this fresh process: its seconds and peak RSS."""
     import psycopg  # noqa: F401 - a worker has psycopg and the platform's modules loaded already
 
+    import hooks.warehouse  # noqa: F401 - and Airflow with the hooks (the report checks its SQL through them)
     import include.reports.export  # noqa: F401
 
     started = time.perf_counter()
