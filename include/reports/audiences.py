@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from include.reports.errors import InvalidReportError
 
 if TYPE_CHECKING:
-    from include.reports.definitions import Destination
+    from include.reports.targets import Destination
 
 #: The keys an audience may have.
 AUDIENCE_FIELDS = ("name", "recipients", "destinations", "params")
@@ -86,7 +86,7 @@ def parse_audiences(
 def _parse_one(
     item: Any, index: int, *, names: set[str], parameters: Mapping[str, Any], report: str | None
 ) -> Audience:
-    from include.reports.definitions import _check_recipients, parse_destination
+    from include.reports.targets import check_recipients, parse_destination
 
     where = f"audiences[{index}]"
     if isinstance(item, Audience):
@@ -105,7 +105,7 @@ def _parse_one(
             f"expected a name of letters, digits, '_', '.' or '-' (at most 63), got {name!r}",
             report=report,
         )
-    recipients = _check_recipients(item.get("recipients") or [], field=f"{where}.recipients", report=report)
+    recipients = check_recipients(item.get("recipients") or [], field=f"{where}.recipients", report=report)
     destinations = item.get("destinations") or []
     if not isinstance(destinations, Sequence) or isinstance(destinations, str):
         raise InvalidReportError(f"{where}.destinations", "expected a JSON array", report=report)

@@ -7,6 +7,9 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+#: Open runs older than this are not picked up again by later DAG runs (nor checked for a missed deadline).
+OPEN_RUN_MAX_AGE_DAYS = 7
+
 
 @dataclass(frozen=True)
 class ReportSettings:
@@ -61,8 +64,8 @@ class ReportSettings:
 
 
 def _run_timeout() -> int:
-    from include.reports.definitions import check_run_timeout
     from include.reports.errors import InvalidReportError
+    from include.reports.limits import check_run_timeout
     from include.settings import env_number
 
     seconds = env_number("REPORTS_RUN_TIMEOUT_SECONDS", 1800, int)

@@ -139,7 +139,7 @@ def _record_miss(conn, run: Mapping[str, Any]) -> tuple[bool, int]:
 
 def check_deadlines(services=None) -> dict[str, Any]:
     """Record every run past its deadline and not delivered by it, once; queue its owner's notice."""
-    from include.reports.planning import OPEN_RUN_MAX_AGE_DAYS
+    from include.reports.config import OPEN_RUN_MAX_AGE_DAYS
     from include.reports.run_store import Services, rows
 
     ctx = services or Services.create()

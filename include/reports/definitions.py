@@ -7,14 +7,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
 
 from include.reports.charts import CHART_FORMATS, ChartSpec, parse_chart
 from include.reports.errors import InvalidReportError
+from include.reports.limits import check_run_timeout
+from include.reports.targets import Destination, check_recipients, check_slack_channels, parse_destination
 
 if TYPE_CHECKING:
     from include.reports.audiences import Audience
-    from include.reports.destinations import AllowedRoot
 
 FORMATS = ("csv", "csv.gz", "xlsx", *CHART_FORMATS)
 #: The ``schedule`` of a report generated after each change of what it reads (include/reports/data_schedule.py).
@@ -33,28 +33,6 @@ REQUEST_FIELDS = (
     "name",
     "audience",
 )
-_EMAIL = re.compile(r"^[^@\s,;<>\"]+@[^@\s,;<>\"]+\.[^@\s,;<>\".]+$")
-_UNSAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
-
-
-@dataclass(frozen=True)
-class Destination:
-    """Where a report goes besides email: an object storage location it is copied to
-    (``s3://bucket/prefix``, ``file:///dir``) or a Slack channel it is posted to (``slack:#channel``)."""
-
-    url: str
-    conn_id: str | None = None
-
-    @property
-    def scheme(self) -> str:
-        return urlsplit(self.url).scheme
-
-    @property
-    def is_slack(self) -> bool:
-        return self.scheme == "slack"
-
-    def as_json(self) -> dict[str, Any]:
-        return {"url": self.url, "conn_id": self.conn_id}
 
 
 @dataclass(frozen=True)
@@ -184,11 +162,6 @@ class ReportRequest:
         )
 
 
-def safe_name(name: str) -> str:
-    """``name`` reduced to characters that are safe in file names and object keys."""
-    return _UNSAFE_NAME.sub("_", name).strip("._-") or "report"
-
-
 def strip_sql(sql: str) -> str:
     """The SQL without surrounding whitespace and trailing semicolons."""
     return sql.strip().rstrip(";").rstrip()
@@ -214,144 +187,6 @@ def check_chart_required(fmt: str, chart: ChartSpec | None, *, report: str | Non
             '{"kind": "line", "x": "day", "y": "amount"}',
             report=report,
         )
-
-
-def check_run_timeout(seconds: int, *, field: str, report: str | None = None) -> int:
-    """A run limit must end before the generate task's execution timeout, or Airflow kills the task first."""
-    from include.categories import get_category
-
-    ceiling = get_category("reports").execution_timeout.total_seconds()
-    if seconds >= ceiling:
-        raise InvalidReportError(
-            field,
-            f"{seconds} s is not below the reports tasks' execution timeout of {ceiling:.0f} s",
-            report=report,
-        )
-    return seconds
-
-
-def _check_recipients(value: Any, *, field: str = "recipients", report: str | None = None) -> tuple[str, ...]:
-    """Email addresses, at most :data:`include.settings.MAX_RECIPIENTS` (all of them get the file)."""
-    from include.settings import MAX_RECIPIENTS
-
-    if isinstance(value, str):
-        value = [part for part in re.split(r"[,;\s]+", value) if part]
-    if not isinstance(value, Sequence):
-        raise InvalidReportError(
-            field, f"expected a list of email addresses, got {type(value).__name__}", report=report
-        )
-    recipients = []
-    for item in value:
-        if not isinstance(item, str) or not _EMAIL.match(item.strip()):
-            raise InvalidReportError(field, f"{item!r} is not an email address", report=report)
-        recipients.append(item.strip())
-    unique = tuple(dict.fromkeys(recipients))
-    if len(unique) > MAX_RECIPIENTS:
-        raise InvalidReportError(
-            field, f"{len(unique)} recipients; a report is sent to at most {MAX_RECIPIENTS}", report=report
-        )
-    return unique
-
-
-def parse_destination(
-    value: Any,
-    *,
-    field: str = "destinations",
-    report: str | None = None,
-    allowed: Sequence[AllowedRoot] | None = None,
-) -> Destination:
-    """An allowed destination from ``"s3://[conn_id@]bucket/prefix"``, ``"file:///dir"``, ``{"url", "conn_id"}``
-    or the name of an allowed root (``"exports"``, ``"exports/finance"``).
-
-    Only what the operator allows (``REPORTS_ALLOWED_DESTINATIONS``, see
-    :mod:`include.reports.destinations`; ``allowed`` overrides it): anything else names the field and
-    the allowed choices.
-    """
-    from include.reports.destinations import DestinationNotAllowed, allowed_roots, is_slack, resolve
-
-    conn_id = None
-    if isinstance(value, Mapping):
-        unknown = set(value) - {"url", "conn_id"}
-        if unknown:
-            raise InvalidReportError(
-                field, f"unknown keys {sorted(unknown)}; expected 'url' and 'conn_id'", report=report
-            )
-        conn_id = value.get("conn_id") or None
-        value = value.get("url")
-    if not isinstance(value, str) or not value.strip():
-        raise InvalidReportError(
-            field, f"expected an object storage URL such as s3://bucket/prefix, got {value!r}", report=report
-        )
-    value = value.strip()
-    if is_slack(value):
-        return parse_slack_channel(value, conn_id, field=field, report=report)
-    if "://" in value:
-        parts = urlsplit(value)
-        if not parts.scheme or parts.scheme in ("http", "https", "mailto"):
-            raise InvalidReportError(
-                field, f"{value!r} is not an object storage URL (s3://bucket/prefix, file:///dir)", report=report
-            )
-        if parts.scheme in ("file", "local"):
-            if parts.netloc or not parts.path.startswith("/"):
-                raise InvalidReportError(
-                    field, f"{value!r}: a file URL needs an absolute path (file:///dir)", report=report
-                )
-        elif not parts.hostname:
-            raise InvalidReportError(field, f"{value!r} names no bucket", report=report)
-        if parts.username:  # s3://conn_id@bucket/prefix: the connection travels separately
-            conn_id = conn_id or parts.username
-            parts = parts._replace(netloc=parts.hostname + (f":{parts.port}" if parts.port else ""))
-        value = urlunsplit(parts)
-    try:
-        url, conn_id = resolve(value, conn_id, allowed_roots() if allowed is None else allowed)
-    except (DestinationNotAllowed, ValueError) as error:
-        raise InvalidReportError(field, str(error), report=report) from None
-    scheme = urlsplit(url).scheme
-    if not _has_filesystem(scheme):
-        raise InvalidReportError(
-            field,
-            f"no object storage filesystem is installed for {scheme}:// (for s3:// install the Amazon provider)",
-            report=report,
-        )
-    return Destination(url, conn_id)
-
-
-def parse_slack_channel(
-    value: Any, conn_id: str | None = None, *, field: str = "slack_channels", report: str | None = None
-) -> Destination:
-    """A Slack destination ``slack:#channel`` (or ``#channel``) on the operator's ``REPORTS_ALLOWED_SLACK_CHANNELS``."""
-    from include.reports.destinations import SLACK_PREFIX, DestinationNotAllowed, allowed_channels, resolve_channel
-
-    if not isinstance(value, str) or not value.strip():
-        raise InvalidReportError(
-            field, f"expected a Slack channel such as slack:#reports, got {value!r}", report=report
-        )
-    try:
-        allowed = resolve_channel(value, conn_id, allowed_channels())
-    except (DestinationNotAllowed, ValueError) as error:
-        raise InvalidReportError(field, str(error), report=report) from None
-    return Destination(f"{SLACK_PREFIX}{allowed.channel}", allowed.conn_id)
-
-
-def _check_slack_channels(value: Any) -> tuple[Destination, ...] | None:
-    if value is None or value == []:
-        return None
-    if isinstance(value, str):
-        value = [part for part in re.split(r"[,;\s]+", value) if part]
-    if not isinstance(value, Sequence):
-        raise InvalidReportError("slack_channels", f"expected a list of Slack channels, got {type(value).__name__}")
-    channels = [parse_slack_channel(item) for item in value]
-    return tuple(dict.fromkeys(channels))
-
-
-def _has_filesystem(scheme: str) -> bool:
-    if scheme in ("file", "local"):
-        return True
-    try:
-        from airflow.sdk.io.fs import has_fs
-    except ImportError:  # pragma: no cover - the task SDK is always installed with Airflow
-        return scheme == "s3"
-    return has_fs(scheme)
 
 
 def _check_parameters(value: Any, *, field: str = "parameters", report: str | None = None) -> dict[str, Any]:
@@ -413,8 +248,8 @@ def definition_from_row(row: Mapping[str, Any]) -> ReportDefinition:
 
 
 def _deadline(value: Any, *, report: str) -> int | None:
+    from include.reports.config import OPEN_RUN_MAX_AGE_DAYS
     from include.reports.deadlines import parse_deadline
-    from include.reports.planning import OPEN_RUN_MAX_AGE_DAYS
 
     return parse_deadline(value, report=report, max_days=OPEN_RUN_MAX_AGE_DAYS)
 
@@ -473,7 +308,7 @@ def validate_definition(definition: ReportDefinition, *, audiences: Any = None) 
     _check_format(definition.format, report=name)
     check_chart_required(definition.format, definition.chart, report=name)
     parameters = _check_parameters(definition.parameters, report=name)
-    recipients = _check_recipients(definition.recipients, report=name)
+    recipients = check_recipients(definition.recipients, report=name)
     check_timezone(definition.timezone, report=name)
     _check_data_schedule(definition)
     _check_deadline(definition)
@@ -526,9 +361,9 @@ def parse_request(conf: Mapping[str, Any] | None) -> ReportRequest:
 
     fmt = _check_format(values["format"]) if values["format"] is not None else None
     chart = parse_chart(values["chart"] or None)
-    recipients = _check_recipients(values["recipients"]) if values["recipients"] is not None else None
+    recipients = check_recipients(values["recipients"]) if values["recipients"] is not None else None
     destination = parse_destination(values["destination"], field="destination") if values["destination"] else None
-    slack_channels = _check_slack_channels(values["slack_channels"])
+    slack_channels = check_slack_channels(values["slack_channels"])
     if destination is not None and destination.is_slack:  # "slack:#x" in the destination field
         slack_channels, destination = (*(slack_channels or ()), destination), None
     parameters = _check_parameters(values["parameters"])

@@ -8,9 +8,9 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from include.reports.definitions import safe_name
 from include.reports.errors import ReportRunError
 from include.reports.run_store import Services, error_text, mark_failed, one, run_file_name, summary
+from include.reports.storage import safe_name
 from include.sql import load_sql
 from observability import metrics
 

@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from include.reports.errors import ReportGenerationError
+from include.reports.errors import InvalidReportError, ReportGenerationError
 
 #: Seconds the server's statement timeout may not go below (PostgreSQL counts milliseconds).
 MIN_STATEMENT_SECONDS = 1.0
@@ -117,3 +117,17 @@ class RunClock:
             detail,
             "raise the report's run_timeout_seconds (below the task's execution timeout) or make the report smaller",
         )
+
+
+def check_run_timeout(seconds: int, *, field: str, report: str | None = None) -> int:
+    """A run limit must end before the generate task's execution timeout, or Airflow kills the task first."""
+    from include.categories import get_category
+
+    ceiling = get_category("reports").execution_timeout.total_seconds()
+    if seconds >= ceiling:
+        raise InvalidReportError(
+            field,
+            f"{seconds} s is not below the reports tasks' execution timeout of {ceiling:.0f} s",
+            report=report,
+        )
+    return seconds

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from include.lineage.triggers import RelationChange
-from include.reports.config import ReportSettings
+from include.reports.config import OPEN_RUN_MAX_AGE_DAYS, ReportSettings
 from include.reports.definitions import (
     InvalidReportError,
     ReportDefinition,
@@ -26,9 +26,6 @@ if TYPE_CHECKING:
     from include.reports.audiences import Audience
 
 log = logging.getLogger(__name__)
-
-#: Open runs older than this are not picked up again by later DAG runs.
-OPEN_RUN_MAX_AGE_DAYS = 7
 
 
 def plan_runs(

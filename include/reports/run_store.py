@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from include.reports.config import ReportSettings
-from include.reports.definitions import safe_name
+from include.reports.storage import safe_name
 from include.sql import load_sql
 
 if TYPE_CHECKING:

@@ -7,6 +7,7 @@ temporary name and renamed; object stores make an upload visible only when it co
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 from collections.abc import Callable
 from datetime import datetime
@@ -20,6 +21,12 @@ log = logging.getLogger(__name__)
 
 _LOCAL_PROTOCOLS = ("file", "local")
 _COPY_BUFFER = 8 * 1024 * 1024
+_UNSAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+def safe_name(name: str) -> str:
+    """``name`` reduced to characters that are safe in file names and object keys."""
+    return _UNSAFE_NAME.sub("_", name).strip("._-") or "report"
 
 
 def storage_path(url: str, conn_id: str | None = None) -> ObjectStoragePath:

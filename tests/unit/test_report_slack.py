@@ -8,13 +8,13 @@ import re
 import pytest
 
 from include.reports.definitions import (
-    Destination,
     InvalidReportError,
     ReportDefinition,
     definition_from_row,
     parse_request,
 )
 from include.reports.destinations import channel_choices, parse_allowed_channels
+from include.reports.targets import Destination
 
 CHANNELS = ["#reports", {"channel": "#Finance", "conn_id": "slack_finance_webhook"}]
 

@@ -10,15 +10,14 @@ from decimal import Decimal
 import pytest
 
 from include.reports.definitions import (
-    Destination,
     InvalidReportError,
     ReportDefinition,
-    parse_destination,
     parse_request,
-    safe_name,
     validate_definition,
 )
 from include.reports.schedule import due_slot, latest_slot
+from include.reports.storage import safe_name
+from include.reports.targets import Destination, parse_destination
 
 
 def _utc(*args: int) -> datetime:
