@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import textwrap
-import time
 from pathlib import Path
 
 import psycopg
@@ -376,10 +375,8 @@ def test_an_open_dbt_breaker_makes_the_build_wait_instead_of_failing(stack):
         interval=0.5,
     )
     assert seen["dbt.stg_orders_model_build"] == "deferred"  # waiting, holding no worker and no pool slot
-    started = time.monotonic()
-    run = api.wait(run_id)
+    run = api.wait(run_id)  # fails if the run has not ended within RUN_TIMEOUT
     tasks = api.tasks(run_id)
     assert run["state"] == "success", {t: ti["state"] for t, ti in tasks.items()}
     assert tasks["dbt.dbt_build"]["try_number"] == 1  # it waited; no retry was used
-    assert time.monotonic() - started < RUN_TIMEOUT
     assert read_status(default_store(), "dbt", "shop.warehouse").state == "closed"

@@ -109,7 +109,7 @@ def test_destinations_accept_urls_and_objects_under_the_allowed_roots():
 @pytest.mark.parametrize(
     ("destination", "message"),
     [
-        ("file:///work/dags", "is not under an allowed destination; allowed: exports (s3://bucket/some, connection"),
+        ("file:///opt/dags", "is not under an allowed destination; allowed: exports (s3://bucket/some, connection"),
         ("file:///srv/reports-other/x", "is not under an allowed destination"),
         ("file:///srv/reports/../../etc", "may not have empty, '.' or '..' segments"),
         ("file:///srv/reports//x", "may not have empty, '.' or '..' segments"),
